@@ -1,0 +1,3 @@
+export * from './postgres/embedded';
+export * from './postgres/migrate';
+export * from './postgres/pool';

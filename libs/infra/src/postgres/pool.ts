@@ -1,0 +1,35 @@
+import { Pool, type PoolConfig } from 'pg';
+
+export type PostgresPoolOptions = {
+  url: string;
+  /** Every connection's search_path; lets tests and tenants use their own schema. */
+  schema: string;
+  max?: number;
+  min?: number;
+  applicationName?: string;
+  connectionTimeoutMillis?: number;
+  idleTimeoutMillis?: number;
+  statementTimeoutMillis?: number;
+  /** Errors of idle clients (server restart, network cut); the pool replaces them. */
+  onIdleError?: (error: Error) => void;
+};
+
+export const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+
+export const createPostgresPool = (options: PostgresPoolOptions): Pool => {
+  if (!SCHEMA_NAME.test(options.schema)) throw new Error(`invalid schema name ${options.schema}`);
+  const config: PoolConfig = {
+    connectionString: options.url,
+    max: options.max ?? 20,
+    min: options.min ?? 0,
+    application_name: options.applicationName ?? 'lorestore',
+    connectionTimeoutMillis: options.connectionTimeoutMillis ?? 5000,
+    idleTimeoutMillis: options.idleTimeoutMillis ?? 30_000,
+    options: `-c search_path=${options.schema},public`,
+    ...(options.statementTimeoutMillis ? { statement_timeout: options.statementTimeoutMillis } : {}),
+  };
+  const pool = new Pool(config);
+  // An idle client whose server went away emits 'error'; without a listener Node would crash the process.
+  pool.on('error', (error) => options.onIdleError?.(error));
+  return pool;
+};
