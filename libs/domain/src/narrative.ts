@@ -31,7 +31,7 @@ export const decideNarrative = (command: NarrativeCommand, state: NarrativeState
     }
     case 'narrative.set_flag': {
       const { flag, value } = command.data;
-      if (flag in state.flags && sameJson(state.flags[flag]!, value)) return [];
+      if (Object.hasOwn(state.flags, flag) && sameJson(state.flags[flag]!, value)) return [];
       return [{ type: 'NarrativeFlagSet', data: { flag, value, at } }];
     }
     default: {

@@ -42,6 +42,9 @@ export type PlayerState = {
 /** How far in the future a game server's clock may put an action before we call it a mistake. */
 export const MAX_CLOCK_SKEW_MS = 5 * 60 * 1000;
 
+/** Reads only own keys, so ids or actions like `constructor` or `__proto__` never hit Object.prototype. */
+const own = <T>(record: Record<string, T>, key: string): T | undefined => (Object.hasOwn(record, key) ? record[key] : undefined);
+
 export const clampStanding = (value: number): number => Math.min(STANDING_MAX, Math.max(STANDING_MIN, value));
 
 export const decidePlayer = (command: PlayerCommand, state: PlayerState): PlayerEvent[] => {
@@ -58,7 +61,7 @@ export const decidePlayer = (command: PlayerCommand, state: PlayerState): Player
     case 'player.change_relationship': {
       const { playerId, targetId, delta } = command.data;
       if (!Number.isSafeInteger(delta)) return refuse('out_of_range', 'delta must be an integer');
-      const from = state.relationships[targetId] ?? 0;
+      const from = own(state.relationships, targetId) ?? 0;
       const to = clampStanding(from + delta);
       return [
         {
@@ -93,9 +96,10 @@ export const evolvePlayer = (state: PlayerState, event: PlayerEvent): PlayerStat
         counters: {
           ...state.counters,
           actions: state.counters.actions + 1,
-          byAction: { ...state.counters.byAction, [action]: (state.counters.byAction[action] ?? 0) + 1 },
+          byAction: { ...state.counters.byAction, [action]: (own(state.counters.byAction, action) ?? 0) + 1 },
         },
-        lastActionAt: state.lastActionAt === null || at > state.lastActionAt ? at : state.lastActionAt,
+        // Compared as instants: as strings, '12:00:00Z' sorts after the later '12:00:00.500Z'.
+        lastActionAt: state.lastActionAt === null || Date.parse(at) > Date.parse(state.lastActionAt) ? at : state.lastActionAt,
       };
     }
     case 'PlayerRelationshipChanged':

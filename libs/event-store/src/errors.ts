@@ -1,0 +1,36 @@
+import type { ExpectedRevision } from './types';
+
+export class WrongExpectedVersionError extends Error {
+  override readonly name = 'WrongExpectedVersionError';
+  constructor(
+    readonly streamId: string,
+    readonly expectedRevision: ExpectedRevision,
+    /** null: the stream has no events. */
+    readonly actualRevision: bigint | null,
+  ) {
+    super(
+      `stream ${streamId}: expected revision ${String(expectedRevision)}, actual ${actualRevision === null ? 'no_stream' : actualRevision.toString()}`,
+    );
+  }
+}
+
+/** The same commandId was sent with a different command: a client bug, never a silent duplicate. */
+export class CommandIdReusedError extends Error {
+  override readonly name = 'CommandIdReusedError';
+  constructor(readonly commandId: string) {
+    super(`commandId ${commandId} was already used for a different command`);
+  }
+}
+
+/** Some of the event ids exist already, but not as this exact append. */
+export class EventIdConflictError extends Error {
+  override readonly name = 'EventIdConflictError';
+  constructor(readonly streamId: string) {
+    super(`stream ${streamId}: some event ids were already appended elsewhere`);
+  }
+}
+
+/** The store cannot take writes now (shutting down, server unreachable). Retry later. */
+export class EventStoreUnavailableError extends Error {
+  override readonly name = 'EventStoreUnavailableError';
+}

@@ -1,0 +1,4 @@
+export * from './types';
+export * from './errors';
+export * from './postgres/group-commit';
+export * from './postgres/postgres-event-store';

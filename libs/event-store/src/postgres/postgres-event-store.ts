@@ -1,0 +1,287 @@
+import path from 'node:path';
+import type { Pool, PoolClient } from 'pg';
+import { loadMigrations, migrate } from '@lorestore/infra';
+import { CommandIdReusedError, EventIdConflictError, EventStoreUnavailableError, WrongExpectedVersionError } from '../errors';
+import {
+  END,
+  START,
+  type AllSubscription,
+  type AppendOptions,
+  type AppendResult,
+  type EventData,
+  type EventStore,
+  type Position,
+  type ReadAllOptions,
+  type ReadStreamOptions,
+  type RecordedEvent,
+  type SubscribeToAllOptions,
+} from '../types';
+import { GroupCommitter, type GroupCommitOptions } from './group-commit';
+import { PostgresAllSubscription } from './subscription';
+
+export const EVENT_STORE_MIGRATIONS_DIR = path.join(__dirname, 'migrations');
+
+export type PostgresEventStoreOptions = {
+  pool: Pool;
+  /** The schema the pool's search_path points at; names the NOTIFY channel. */
+  schema: string;
+  groupCommit?: Partial<GroupCommitOptions>;
+  /** Fallback poll interval of subscriptions when no NOTIFY arrives. */
+  pollIntervalMs?: number;
+  onBatch?: (size: number, ms: number) => void;
+};
+
+type BatchRequest = {
+  stream: string;
+  world: string | null;
+  category: string;
+  expected: string;
+  commandId: string | null;
+  commandHash: string | null;
+  events: { id: string; type: string; v: number; data: unknown; metadata: Record<string, unknown> }[];
+};
+
+type StoredResult = {
+  streamId: string;
+  revision: number | string;
+  position: number | string;
+  commit: string;
+  events: { id: string; type: string; revision: number | string; position: number | string; commit: string }[];
+};
+
+type BatchResponse =
+  | { status: 'ok' | 'duplicate'; result: StoredResult }
+  | { status: 'command_reused'; result: StoredResult }
+  | { status: 'wrong_expected_version'; current: number | string }
+  | { status: 'event_id_conflict' };
+
+type EventRow = {
+  position: string;
+  transaction_id: string;
+  stream_id: string;
+  revision: string;
+  event_id: string;
+  type: string;
+  schema_version: number;
+  data: unknown;
+  metadata: Record<string, unknown>;
+  created_at: Date;
+};
+
+const EVENT_COLUMNS = 'position, transaction_id::text AS transaction_id, stream_id, revision, event_id, type, schema_version, data, metadata, created_at';
+
+export const toRecordedEvent = (row: EventRow): RecordedEvent => ({
+  streamId: row.stream_id,
+  revision: BigInt(row.revision),
+  position: { commit: BigInt(row.transaction_id), prepare: BigInt(row.position) },
+  id: row.event_id,
+  type: row.type,
+  schemaVersion: row.schema_version,
+  data: row.data,
+  metadata: row.metadata,
+  created: row.created_at,
+});
+
+const toAppendResult = (stored: StoredResult, duplicate: boolean): AppendResult => ({
+  streamId: stored.streamId,
+  nextExpectedRevision: BigInt(stored.revision),
+  position: { commit: BigInt(stored.commit), prepare: BigInt(stored.position) },
+  events: stored.events.map((e) => ({
+    id: e.id,
+    type: e.type,
+    revision: BigInt(e.revision),
+    position: { commit: BigInt(e.commit), prepare: BigInt(e.position) },
+  })),
+  duplicate,
+});
+
+/** Errors that mean "the database is not there right now", as opposed to a bug. */
+const isUnavailable = (error: unknown): boolean => {
+  const code = (error as { code?: string }).code ?? '';
+  const message = error instanceof Error ? error.message : '';
+  return (
+    ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P01', '57P02', '57P03', '08000', '08003', '08006'].includes(code) ||
+    /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/.test(message)
+  );
+};
+
+/**
+ * The system of record in PostgreSQL: `events` is the log, `streams` holds each
+ * stream's head (and its row lock serialises writers of one stream), `commands`
+ * remembers what each commandId got. See migrations/001_event_store.sql.
+ */
+export class PostgresEventStore implements EventStore {
+  private readonly committer: GroupCommitter<BatchRequest, BatchResponse>;
+  private readonly subscriptions = new Set<PostgresAllSubscription>();
+
+  constructor(private readonly options: PostgresEventStoreOptions) {
+    this.committer = new GroupCommitter<BatchRequest, BatchResponse>(
+      (batch) => this.writeBatch(batch),
+      { maxConcurrentBatches: 2, maxBatchSize: 256, ...options.groupCommit },
+      options.onBatch,
+    );
+  }
+
+  static async migrate(pool: Pool, schema: string): Promise<string[]> {
+    return migrate(pool, schema, await loadMigrations(EVENT_STORE_MIGRATIONS_DIR));
+  }
+
+  get pool(): Pool {
+    return this.options.pool;
+  }
+
+  /** Appends waiting for the next group commit. */
+  get pendingAppends(): number {
+    return this.committer.pending;
+  }
+
+  async appendToStream(streamId: string, events: EventData[], options: AppendOptions = {}): Promise<AppendResult> {
+    if (events.length === 0) throw new RangeError('appendToStream needs at least one event');
+    const expected = options.expectedRevision ?? 'any';
+    const worldId = events[0]?.metadata?.worldId;
+    const request: BatchRequest = {
+      stream: streamId,
+      world: typeof worldId === 'string' ? worldId : null,
+      category: streamId.split('-', 1)[0]!,
+      expected: typeof expected === 'bigint' ? expected.toString() : expected,
+      commandId: options.commandId ?? null,
+      commandHash: options.commandHash ?? null,
+      events: events.map((e) => ({ id: e.id, type: e.type, v: e.schemaVersion ?? 1, data: e.data, metadata: e.metadata ?? {} })),
+    };
+    let response: BatchResponse;
+    try {
+      response = await this.committer.submit(request);
+    } catch (error) {
+      if ((error as { code?: string }).code === '23505' && /commands_pkey/.test(String((error as Error).message))) {
+        throw new CommandIdReusedError(options.commandId ?? '');
+      }
+      if (isUnavailable(error)) throw new EventStoreUnavailableError(`event store unavailable: ${(error as Error).message}`);
+      throw error;
+    }
+    switch (response.status) {
+      case 'ok':
+        return toAppendResult(response.result, false);
+      case 'duplicate':
+        return toAppendResult(response.result, true);
+      case 'command_reused':
+        throw new CommandIdReusedError(options.commandId ?? '');
+      case 'wrong_expected_version': {
+        const current = BigInt(response.current);
+        throw new WrongExpectedVersionError(streamId, expected, current < 0n ? null : current);
+      }
+      case 'event_id_conflict':
+        throw new EventIdConflictError(streamId);
+    }
+  }
+
+  private async writeBatch(batch: BatchRequest[]): Promise<BatchResponse[]> {
+    const { rows } = await this.options.pool.query<{ r: BatchResponse }>('SELECT r FROM append_batch($1::jsonb) AS r', [
+      JSON.stringify(batch),
+    ]);
+    if (rows.length !== batch.length) throw new Error(`append_batch answered ${rows.length} results for ${batch.length} requests`);
+    return rows.map((row) => row.r);
+  }
+
+  async readStream(streamId: string, options: ReadStreamOptions = {}): Promise<RecordedEvent[]> {
+    const backwards = options.direction === 'backwards';
+    const params: unknown[] = [streamId];
+    const where = ['stream_id = $1'];
+    const from = options.fromRevision;
+    if (from !== undefined && from !== START && from !== END) {
+      params.push(from.toString());
+      where.push(`revision ${backwards ? '<=' : '>='} $${params.length}`);
+    }
+    const until = options.until ?? {};
+    if (until.revision !== undefined) {
+      params.push(until.revision.toString());
+      where.push(`revision <= $${params.length}`);
+    }
+    if (until.position !== undefined) {
+      params.push(until.position.toString());
+      where.push(`position <= $${params.length}`);
+    }
+    if (until.time !== undefined) {
+      params.push(until.time);
+      where.push(`created_at <= $${params.length}`);
+    }
+    let limit = '';
+    if (options.maxCount !== undefined) {
+      params.push(options.maxCount);
+      limit = `LIMIT $${params.length}`;
+    }
+    const { rows } = await this.options.pool.query<EventRow>(
+      `SELECT ${EVENT_COLUMNS} FROM events WHERE ${where.join(' AND ')} ORDER BY revision ${backwards ? 'DESC' : 'ASC'} ${limit}`,
+      params,
+    );
+    return rows.map(toRecordedEvent);
+  }
+
+  async readAll(options: ReadAllOptions = {}): Promise<RecordedEvent[]> {
+    const from = options.fromPosition ?? START;
+    return this.readFeed(this.options.pool, from === START ? null : from, true, options.maxCount ?? 1000);
+  }
+
+  /**
+   * The gap-safe read: only rows written by transactions older than the
+   * oldest one still running (`pg_snapshot_xmin`), in (transaction, position)
+   * order. A transaction that holds a low position and commits late is still
+   * "running" until then, so nothing after it is passed over.
+   */
+  async readFeed(client: Pool | PoolClient, from: Position | null, inclusive: boolean, maxCount: number): Promise<RecordedEvent[]> {
+    const after = from
+      ? `AND (transaction_id, position) ${inclusive ? '>=' : '>'} ($1::text::xid8, $2::bigint)`
+      : 'AND $1::text IS NULL AND $2::bigint IS NULL';
+    const { rows } = await client.query<EventRow>(
+      `SELECT ${EVENT_COLUMNS} FROM events
+        WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot()) ${after}
+        ORDER BY transaction_id, position
+        LIMIT $3`,
+      [from ? from.commit.toString() : null, from ? from.prepare.toString() : null, maxCount],
+    );
+    return rows.map(toRecordedEvent);
+  }
+
+  /** The last position a gap-safe reader can see now. */
+  async headPosition(): Promise<Position | null> {
+    const { rows } = await this.options.pool.query<{ transaction_id: string; position: string }>(
+      `SELECT transaction_id::text AS transaction_id, position FROM events
+        WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+        ORDER BY transaction_id DESC, position DESC LIMIT 1`,
+    );
+    const row = rows[0];
+    return row ? { commit: BigInt(row.transaction_id), prepare: BigInt(row.position) } : null;
+  }
+
+  subscribeToAll(options: SubscribeToAllOptions = {}): AllSubscription {
+    const subscription = new PostgresAllSubscription(this, {
+      fromPosition: options.fromPosition ?? START,
+      batchSize: options.batchSize ?? 500,
+      pollIntervalMs: this.options.pollIntervalMs ?? 500,
+      channel: `lorestore_events_${this.options.schema}`,
+      onClose: () => this.subscriptions.delete(subscription),
+    });
+    this.subscriptions.add(subscription);
+    return subscription;
+  }
+
+  async streamRevision(streamId: string): Promise<bigint | null> {
+    const { rows } = await this.options.pool.query<{ revision: string }>(
+      'SELECT revision FROM streams WHERE stream_id = $1 AND revision >= 0',
+      [streamId],
+    );
+    return rows[0] ? BigInt(rows[0].revision) : null;
+  }
+
+  async commandResult(commandId: string): Promise<AppendResult | null> {
+    const { rows } = await this.options.pool.query<{ result: StoredResult }>('SELECT result FROM commands WHERE command_id = $1', [
+      commandId,
+    ]);
+    return rows[0] ? toAppendResult(rows[0].result, true) : null;
+  }
+
+  /** Finishes every accepted append, then stops the subscriptions. The pool belongs to the caller. */
+  async close(): Promise<void> {
+    await this.committer.drain();
+    await Promise.all([...this.subscriptions].map((s) => s.unsubscribe()));
+  }
+}

@@ -1,0 +1,118 @@
+import type { PoolClient } from 'pg';
+import { END, START, type AllSubscription, type Position, type RecordedEvent } from '../types';
+import type { PostgresEventStore } from './postgres-event-store';
+
+type Options = {
+  fromPosition: Position | typeof START | typeof END;
+  batchSize: number;
+  pollIntervalMs: number;
+  channel: string;
+  onClose: () => void;
+};
+
+const MAX_BACKOFF_MS = 5000;
+
+/**
+ * Catch-up then live subscription to the global feed. Reads gap-safe batches;
+ * when caught up it sleeps until a NOTIFY from a committing append or, as the
+ * fallback, the poll interval (an unrelated long transaction can hold events
+ * back without any new NOTIFY when it ends). Survives a database restart by
+ * backing off and reading again from its last position.
+ */
+export class PostgresAllSubscription implements AllSubscription {
+  private closed = false;
+  private wake: (() => void) | null = null;
+  /** A NOTIFY that came while we were reading: the next sleep must not wait for another. */
+  private notified = false;
+  private listener: PoolClient | null = null;
+
+  constructor(
+    private readonly store: PostgresEventStore,
+    private readonly options: Options,
+  ) {}
+
+  async *[Symbol.asyncIterator](): AsyncIterator<RecordedEvent> {
+    let position: Position | null = null;
+    const from = this.options.fromPosition;
+    let backoff = 100;
+    let started = false;
+    try {
+      while (!this.closed) {
+        try {
+          if (!started) {
+            position = from === END ? await this.store.headPosition() : from === START ? null : from;
+            started = true;
+          }
+          await this.ensureListening();
+          const batch = await this.store.readFeed(this.store.pool, position, false, this.options.batchSize);
+          backoff = 100;
+          for (const event of batch) {
+            if (this.closed) return;
+            position = event.position;
+            yield event;
+          }
+          if (batch.length < this.options.batchSize) await this.sleep(this.options.pollIntervalMs);
+        } catch {
+          if (this.closed) return;
+          this.dropListener();
+          await this.sleep(backoff);
+          backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+        }
+      }
+    } finally {
+      await this.unsubscribe();
+    }
+  }
+
+  async unsubscribe(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.wake?.();
+    const listener = this.listener;
+    this.listener = null;
+    if (listener) {
+      await listener.query(`UNLISTEN "${this.options.channel}"`).catch(() => undefined);
+      listener.release();
+    }
+    this.options.onClose();
+  }
+
+  private async ensureListening(): Promise<void> {
+    if (this.listener) return;
+    const client = await this.store.pool.connect();
+    client.on('notification', () => {
+      this.notified = true;
+      this.wake?.();
+    });
+    client.on('error', () => this.dropListener());
+    await client.query(`LISTEN "${this.options.channel}"`);
+    if (this.closed) {
+      client.release();
+      return;
+    }
+    this.listener = client;
+  }
+
+  private dropListener(): void {
+    const listener = this.listener;
+    this.listener = null;
+    if (listener) listener.release(true);
+  }
+
+  private sleep(ms: number): Promise<void> {
+    if (this.notified) {
+      this.notified = false;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.wake = null;
+        this.notified = false;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.wake = done;
+    });
+  }
+}
