@@ -6,7 +6,13 @@ module.exports = {
   rootDir: __dirname,
   testEnvironment: 'node',
   testMatch: ['<rootDir>/{apps,libs,test}/**/*.spec.ts'],
-  transform: { '^.+\\.ts$': ['@swc/jest', { ...swcrc, jsc: { ...swcrc.jsc, baseUrl: __dirname } }] },
+  transform: {
+    '^.+\\.ts$': ['@swc/jest', { ...swcrc, jsc: { ...swcrc.jsc, baseUrl: __dirname } }],
+    // NestJS 12 (and a few others) ship ES modules only, and Jest on Node 20 cannot require() them:
+    // compile those to CommonJS too. The service itself loads them natively through require(esm).
+    '^.+/node_modules/.+\\.m?js$': ['@swc/jest', { module: { type: 'commonjs', ignoreDynamic: false }, jsc: { target: 'es2022', parser: { syntax: 'ecmascript' } } }],
+  },
+  transformIgnorePatterns: ['/node_modules/(?!(@nestjs|@fastify|cookie|file-type|strtok3|token-types|@tokenizer|uint8array-extras|zod)/)'],
   moduleNameMapper: {
     '^@lorestore/event-store/testing$': '<rootDir>/libs/event-store/src/testing',
     '^@lorestore/(.*)$': '<rootDir>/libs/$1/src',

@@ -18,7 +18,7 @@ export const createTestSchema = async (label: string, poolMax = 20): Promise<Tes
     schema,
     pool,
     drop: async () => {
-      await pool.end();
+      await pool.end().catch(() => undefined);
       const client = new Client({ connectionString: url });
       await client.connect();
       try {

@@ -95,8 +95,12 @@ export interface EventStore {
   subscribeToAll(options?: SubscribeToAllOptions): AllSubscription;
   /** The stream's last revision, or null when it has no events. */
   streamRevision(streamId: string): Promise<bigint | null>;
-  /** The result recorded for a command id, if that command was appended. */
-  commandResult(commandId: string): Promise<AppendResult | null>;
+  /** The result recorded for a command id (and the hash it was sent with), if that command was appended. */
+  commandResult(commandId: string): Promise<{ result: AppendResult; commandHash: string | null } | null>;
+  /** Streams of one world and category that have events, in stream id order, after a cursor. */
+  listStreams(filter: { worldId: string; category: string; after?: string; limit: number }): Promise<StreamHead[]>;
+  /** Whether the event at this global position (`prepare`) is committed and readable. */
+  isPositionCommitted(prepare: bigint): Promise<boolean>;
   close(): Promise<void>;
 }
 

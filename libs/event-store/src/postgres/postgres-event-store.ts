@@ -14,6 +14,7 @@ import {
   type ReadAllOptions,
   type ReadStreamOptions,
   type RecordedEvent,
+  type StreamHead,
   type SubscribeToAllOptions,
 } from '../types';
 import { GroupCommitter, type GroupCommitOptions } from './group-commit';
@@ -272,11 +273,30 @@ export class PostgresEventStore implements EventStore {
     return rows[0] ? BigInt(rows[0].revision) : null;
   }
 
-  async commandResult(commandId: string): Promise<AppendResult | null> {
-    const { rows } = await this.options.pool.query<{ result: StoredResult }>('SELECT result FROM commands WHERE command_id = $1', [
-      commandId,
+  async commandResult(commandId: string): Promise<{ result: AppendResult; commandHash: string | null } | null> {
+    const { rows } = await this.options.pool.query<{ result: StoredResult; command_hash: string | null }>(
+      'SELECT result, command_hash FROM commands WHERE command_id = $1',
+      [commandId],
+    );
+    const row = rows[0];
+    return row ? { result: toAppendResult(row.result, true), commandHash: row.command_hash } : null;
+  }
+
+  async listStreams(filter: { worldId: string; category: string; after?: string; limit: number }): Promise<StreamHead[]> {
+    const { rows } = await this.options.pool.query<{ stream_id: string; revision: string }>(
+      `SELECT stream_id, revision FROM streams
+        WHERE world_id = $1 AND category = $2 AND revision >= 0 AND stream_id > $3
+        ORDER BY stream_id LIMIT $4`,
+      [filter.worldId, filter.category, filter.after ?? '', filter.limit],
+    );
+    return rows.map((r) => ({ streamId: r.stream_id, revision: BigInt(r.revision) }));
+  }
+
+  async isPositionCommitted(prepare: bigint): Promise<boolean> {
+    const { rows } = await this.options.pool.query<{ ok: boolean }>('SELECT EXISTS (SELECT 1 FROM events WHERE position >= $1) AS ok', [
+      prepare.toString(),
     ]);
-    return rows[0] ? toAppendResult(rows[0].result, true) : null;
+    return rows[0]?.ok ?? false;
   }
 
   /** Finishes every accepted append, then stops the subscriptions. The pool belongs to the caller. */

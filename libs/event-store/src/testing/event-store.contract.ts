@@ -141,7 +141,7 @@ export const describeEventStoreContract = (name: string, setup: () => Promise<Co
         expect(again.duplicate).toBe(true);
         expect({ ...again, duplicate: false }).toEqual(first);
         expect(await store.streamRevision(s)).toBe(0n);
-        expect(await store.commandResult(commandId)).toEqual({ ...first, duplicate: true });
+        expect(await store.commandResult(commandId)).toEqual({ result: { ...first, duplicate: true }, commandHash: 'h1' });
       });
 
       it('appends once for 20 concurrent copies of one commandId', async () => {

@@ -1,0 +1,70 @@
+import { Module, type DynamicModule } from '@nestjs/common';
+import { APP_FILTER, APP_GUARD } from '@nestjs/core';
+import { CqrsModule } from '@nestjs/cqrs';
+import { TerminusModule } from '@nestjs/terminus';
+import { LoggerModule } from 'nestjs-pino';
+import { ApiKeyRing } from './auth/api-keys';
+import { API_KEY_RING, ApiKeyGuard } from './auth/auth.guard';
+import { CommandsController } from './commands/commands.controller';
+import { ExecuteCommandHandler } from './commands/execute-command';
+import { APP_CONFIG, type AppConfig } from './config';
+import { HealthController } from './health/health.controller';
+import { ProblemFilter } from './http/problem.filter';
+import { Metrics } from './metrics/metrics';
+import { PersistenceModule } from './persistence/persistence.module';
+import { GetEntityHandler, ListEntitiesHandler } from './queries/entity.queries';
+import { GetPlayerHandler, GetPlayerHistoryHandler } from './queries/player.queries';
+import { QueriesController } from './queries/queries.controller';
+import { StateReader } from './queries/state-reader';
+import { GetStreamEventsHandler } from './queries/stream.queries';
+import { GetNarrativeHandler, GetWorldStateHandler } from './queries/world.queries';
+
+const commandHandlers = [ExecuteCommandHandler];
+const queryHandlers = [
+  GetEntityHandler,
+  ListEntitiesHandler,
+  GetWorldStateHandler,
+  GetNarrativeHandler,
+  GetPlayerHandler,
+  GetPlayerHistoryHandler,
+  GetStreamEventsHandler,
+];
+
+/** What main.ts (or a test) resolved before Nest starts: config, the database to use, the keys. */
+export type AppRuntime = { config: AppConfig; databaseUrl: string; keys: ApiKeyRing };
+
+@Module({})
+export class AppModule {
+  static forRoot(runtime: AppRuntime): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [
+        CqrsModule.forRoot(),
+        TerminusModule,
+        LoggerModule.forRoot({
+          pinoHttp: {
+            level: runtime.config.LOG_LEVEL,
+            autoLogging: runtime.config.LOG_REQUESTS,
+            redact: ['req.headers.authorization'],
+          },
+        }),
+        {
+          module: class ConfigModule {},
+          global: true,
+          providers: [{ provide: APP_CONFIG, useValue: runtime.config }, Metrics],
+          exports: [APP_CONFIG, Metrics],
+        },
+        PersistenceModule.forRoot(runtime.databaseUrl),
+      ],
+      controllers: [CommandsController, QueriesController, HealthController],
+      providers: [
+        { provide: API_KEY_RING, useValue: runtime.keys },
+        { provide: APP_GUARD, useClass: ApiKeyGuard },
+        { provide: APP_FILTER, useClass: ProblemFilter },
+        StateReader,
+        ...commandHandlers,
+        ...queryHandlers,
+      ],
+    };
+  }
+}

@@ -1,0 +1,50 @@
+import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { Logger } from 'nestjs-pino';
+import { AppModule, type AppRuntime } from './app.module';
+import { Metrics } from './metrics/metrics';
+
+/** Builds the HTTP application (without listening), the same way for main.ts and the e2e tests. */
+/**
+ * `docsUi: false` serves /docs/json without the Swagger UI page: the UI's assets
+ * are loaded through a dynamic import() that Jest's module sandbox cannot do.
+ */
+export const createApp = async (runtime: AppRuntime, options: { logger?: boolean; docsUi?: boolean } = {}): Promise<NestFastifyApplication> => {
+  const adapter = new FastifyAdapter({ bodyLimit: runtime.config.BODY_LIMIT_BYTES, trustProxy: true });
+  const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(runtime), adapter, {
+    bufferLogs: true,
+    abortOnError: false,
+    logger: options.logger === false ? false : undefined,
+  });
+  if (options.logger !== false) app.useLogger(app.get(Logger));
+  const fastify = app.getHttpAdapter().getInstance();
+
+
+  const metrics = app.get(Metrics);
+  fastify.addHook('onResponse', (request, reply, done) => {
+    metrics.httpDuration.observe(
+      { method: request.method, route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
+    done();
+  });
+
+  const document = SwaggerModule.createDocument(
+    app,
+    new DocumentBuilder()
+      .setTitle('lorestore')
+      .setDescription('Event-sourced game state: commands, queries, replay. Errors are application/problem+json.')
+      .setVersion('1')
+      .addBearerAuth()
+      .build(),
+  );
+  SwaggerModule.setup('docs', app, document, {
+    jsonDocumentUrl: 'docs/json',
+    yamlDocumentUrl: 'docs/yaml',
+    swaggerUiEnabled: options.docsUi ?? true,
+  });
+  app.enableShutdownHooks();
+  await app.init();
+  return app;
+};

@@ -1,0 +1,63 @@
+import { randomUUID } from 'node:crypto';
+
+import type { CommandType, DomainCommand } from '@lorestore/domain';
+import { deriveEventId, type ExpectedRevision } from '@lorestore/event-store';
+import type { Principal } from '../auth/api-keys';
+import { Problem } from '../http/problem';
+import { parseOrThrow } from '../http/validate';
+import { COMMAND_TYPES, commandEnvelopeSchema, id, isCommandType, memorySchema, payloadSchemas, slug } from './command.schemas';
+import { ExecuteCommand } from './execute-command';
+
+export const worldIdSchema = slug;
+
+const toExpected = (value: number | 'any' | 'no_stream' | 'exists' | undefined): ExpectedRevision | undefined =>
+  typeof value === 'number' ? BigInt(value) : value;
+
+/** Memory ids derive from the commandId, so a retried command answers with the same memoryId. */
+const memoryIdFor = (commandId: string) => deriveEventId(commandId, -1);
+
+const build = (type: CommandType, data: unknown, worldId: string, commandId: string, principal: Principal): DomainCommand =>
+  ({
+    type,
+    data: type === 'npc.record_memory' ? { ...(data as object), memoryId: memoryIdFor(commandId) } : data,
+    metadata: { commandId, worldId, actor: `${principal.role}:${principal.keyId}`, now: new Date().toISOString() },
+  }) as DomainCommand;
+
+/** `POST /v1/worlds/{w}/commands`: validates the envelope, then the payload of its type. */
+export const parseCommand = (worldIdParam: string, body: unknown, principal: Principal, correlationId: string): ExecuteCommand => {
+  const worldId = parseOrThrow(worldIdSchema, worldIdParam, 'worldId');
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+    throw new Problem(400, 'validation', 'Invalid request', 'the body must be a JSON object', { errors: [{ path: '', message: 'must be a JSON object' }] });
+  }
+  const type = (body as { type?: unknown }).type;
+  if (typeof type === 'string' && !isCommandType(type)) {
+    throw new Problem(400, 'unknown-command-type', 'Unknown command type', `unknown command type "${type.slice(0, 64)}"`, {
+      errors: [{ path: 'type', message: `must be one of ${COMMAND_TYPES.join(', ')}` }],
+    });
+  }
+  const envelope = parseOrThrow(commandEnvelopeSchema, body);
+  const commandType = envelope.type as CommandType;
+  const payload = parseOrThrow(payloadSchemas[commandType], envelope.payload, 'payload');
+  return new ExecuteCommand(build(commandType, payload, worldId, envelope.commandId, principal), toExpected(envelope.expectedRevision), correlationId);
+};
+
+const memoryBodySchema = memorySchema.extend({ commandId: id.optional() }).strict();
+
+/** `POST /v1/worlds/{w}/npcs/{npcId}/memories`: an `npc.record_memory` command under the hood. */
+export const parseMemory = (
+  worldIdParam: string,
+  npcIdParam: string,
+  body: unknown,
+  principal: Principal,
+  correlationId: string,
+): { command: ExecuteCommand; memoryId: string } => {
+  const worldId = parseOrThrow(worldIdSchema, worldIdParam, 'worldId');
+  const npcId = parseOrThrow(id, npcIdParam, 'npcId');
+  const { commandId = randomUUID(), ...memory } = parseOrThrow(memoryBodySchema, body ?? {});
+  const command = build('npc.record_memory', { ...memory, npcId }, worldId, commandId, principal);
+  return { command: new ExecuteCommand(command, undefined, correlationId), memoryId: memoryIdFor(commandId) };
+};
+
+export const correlationIdFrom = (header: unknown): string =>
+  typeof header === 'string' && /^[\w.:-]{1,128}$/.test(header) ? header : randomUUID();
+

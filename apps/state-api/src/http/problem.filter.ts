@@ -1,0 +1,76 @@
+import { ArgumentsHost, Catch, HttpException, Logger, type ExceptionFilter } from '@nestjs/common';
+import type { FastifyReply } from 'fastify';
+import { DomainRefusal } from '@lorestore/domain';
+import { CommandIdReusedError, EventStoreUnavailableError, WrongExpectedVersionError } from '@lorestore/event-store';
+import { Problem } from './problem';
+
+const refusalStatus: Record<DomainRefusal['code'], number> = {
+  not_found: 404,
+  gone: 410,
+  already_exists: 422,
+  not_an_npc: 422,
+  invalid_transition: 422,
+  out_of_range: 422,
+};
+
+/** Errors raised before a handler runs (routing, body parsing, size limits), by status. */
+const transportProblem = (status: number, message: string): Problem => {
+  switch (status) {
+    case 400:
+      return new Problem(400, 'validation', 'Invalid request', message, { errors: [{ path: '', message }] });
+    case 404:
+      return new Problem(404, 'not-found', 'Not found', 'no such route');
+    case 413:
+      return new Problem(413, 'payload-too-large', 'Payload too large', message);
+    case 415:
+      return new Problem(415, 'unsupported-media-type', 'Unsupported media type', 'send the body as application/json');
+    default:
+      return new Problem(status, 'http', message, message);
+  }
+};
+
+export const toProblem = (error: unknown): Problem | null => {
+  if (error instanceof Problem) return error;
+  if (error instanceof DomainRefusal) {
+    return new Problem(refusalStatus[error.code], `refused-${error.code.replace(/_/g, '-')}`, 'Command refused', error.message, {
+      code: error.code,
+    });
+  }
+  if (error instanceof WrongExpectedVersionError) {
+    return new Problem(409, 'wrong-expected-revision', 'Revision conflict', error.message, {
+      streamId: error.streamId,
+      expectedRevision: typeof error.expectedRevision === 'bigint' ? Number(error.expectedRevision) : error.expectedRevision,
+      currentRevision: error.actualRevision === null ? -1 : Number(error.actualRevision),
+    });
+  }
+  if (error instanceof CommandIdReusedError) {
+    return new Problem(422, 'command-id-reused', 'commandId reused', error.message, { commandId: error.commandId });
+  }
+  if (error instanceof EventStoreUnavailableError) {
+    return new Problem(503, 'unavailable', 'Service unavailable', 'the event store is unreachable; retry shortly', {}, { 'retry-after': '1' });
+  }
+  if (error instanceof HttpException) return transportProblem(error.getStatus(), error.message);
+  const status = (error as { statusCode?: unknown } | null)?.statusCode;
+  if (typeof status === 'number' && status >= 400 && status < 500) return transportProblem(status, (error as Error).message);
+  return null;
+};
+
+@Catch()
+export class ProblemFilter implements ExceptionFilter {
+  private readonly logger = new Logger('ProblemFilter');
+
+  catch(error: unknown, host: ArgumentsHost): void {
+    const reply = host.switchToHttp().getResponse<FastifyReply>();
+    const problem = toProblem(error);
+    if (!problem) this.logger.error(error instanceof Error ? (error.stack ?? error.message) : String(error));
+    sendProblem(reply, problem ?? new Problem(500, 'internal', 'Internal error', 'an unexpected error occurred; it has been logged'));
+  }
+}
+
+export const sendProblem = (reply: FastifyReply, problem: Problem): void => {
+  void reply
+    .status(problem.status)
+    .headers(problem.headers)
+    .header('content-type', 'application/problem+json; charset=utf-8')
+    .send(JSON.stringify(problem.toBody()));
+};

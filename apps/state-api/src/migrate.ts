@@ -1,0 +1,25 @@
+import { PostgresEventStore } from '@lorestore/event-store';
+import { createPostgresPool } from '@lorestore/infra';
+import { ConfigError, loadConfig } from './config';
+import { resolveDatabase } from './runtime';
+
+const say = (line: string) => process.stderr.write(`[lorestore migrate] ${line}\n`);
+
+/** `npm run migrate`: applies pending migrations to DATABASE_URL (or the embedded server) and exits. */
+const main = async () => {
+  const config = loadConfig();
+  const database = await resolveDatabase(config, say);
+  const pool = createPostgresPool({ url: database.url, schema: config.DATABASE_SCHEMA, max: 2 });
+  try {
+    const applied = await PostgresEventStore.migrate(pool, config.DATABASE_SCHEMA);
+    say(applied.length ? `applied ${applied.join(', ')}` : 'nothing to apply');
+  } finally {
+    await pool.end();
+    await database.embedded?.stop();
+  }
+};
+
+main().catch((error: unknown) => {
+  say(error instanceof ConfigError ? error.message : String(error instanceof Error ? (error.stack ?? error.message) : error));
+  process.exit(1);
+});

@@ -1,0 +1,107 @@
+import { Inject } from '@nestjs/common';
+import { QueryHandler, type IQueryHandler } from '@nestjs/cqrs';
+import { streamIds, type EntityState } from '@lorestore/domain';
+import type { EventStore } from '@lorestore/event-store';
+import { Problem } from '../http/problem';
+import { EVENT_STORE } from '../persistence/tokens';
+import type { PointInTime } from './point-in-time';
+import { StateReader } from './state-reader';
+
+export type EntityView = {
+  id: string;
+  kind: string;
+  attributes: Record<string, unknown>;
+  locationId: string | null;
+  revision: number;
+  spawnedAt: string;
+  updatedAt: string;
+  memoryCount: number;
+};
+
+const view = (state: Extract<EntityState, { status: 'active' }>, revision: bigint): EntityView => ({
+  id: state.entityId,
+  kind: state.kind,
+  attributes: state.attributes,
+  locationId: state.locationId,
+  revision: Number(revision),
+  spawnedAt: state.spawnedAt,
+  updatedAt: state.updatedAt,
+  memoryCount: state.memoryCount,
+});
+
+export class GetEntity {
+  constructor(
+    readonly worldId: string,
+    readonly entityId: string,
+    readonly at: PointInTime,
+  ) {}
+}
+
+@QueryHandler(GetEntity)
+export class GetEntityHandler implements IQueryHandler<GetEntity, EntityView> {
+  constructor(private readonly reader: StateReader) {}
+
+  async execute({ worldId, entityId, at }: GetEntity): Promise<EntityView> {
+    const { state, last } = await this.reader.load<EntityState>('entity', streamIds.entity(worldId, entityId), at);
+    if (state.status === 'unspawned' || !last) throw new Problem(404, 'not-found', 'Entity not found', `entity ${entityId} was never spawned in world ${worldId}`);
+    if (state.status === 'despawned') {
+      throw new Problem(410, 'gone', 'Entity despawned', `entity ${entityId} was despawned at ${state.despawnedAt}`, {
+        despawnedAt: state.despawnedAt,
+        reason: state.reason,
+        revision: Number(last.revision),
+      });
+    }
+    return view(state, last.revision);
+  }
+}
+
+export class ListEntities {
+  constructor(
+    readonly worldId: string,
+    readonly filter: { kind?: string; locationId?: string; updatedSince?: string },
+    readonly limit: number,
+    readonly cursor: string | undefined,
+    readonly at: PointInTime,
+  ) {}
+}
+
+export type EntityPage = { items: EntityView[]; nextCursor: string | null };
+
+/** Streams folded per page request; bounds the work of a page whose filter matches little. */
+const SCAN_LIMIT = 1000;
+const PARALLEL_READS = 8;
+
+@QueryHandler(ListEntities)
+export class ListEntitiesHandler implements IQueryHandler<ListEntities, EntityPage> {
+  constructor(
+    private readonly reader: StateReader,
+    @Inject(EVENT_STORE) private readonly store: EventStore,
+  ) {}
+
+  async execute({ worldId, filter, limit, cursor, at }: ListEntities): Promise<EntityPage> {
+    const items: EntityView[] = [];
+    let after = cursor;
+    let scanned = 0;
+    while (items.length < limit && scanned < SCAN_LIMIT) {
+      const heads = await this.store.listStreams({ worldId, category: 'entity', after, limit: Math.min(100, SCAN_LIMIT - scanned) });
+      if (heads.length === 0) return { items, nextCursor: null };
+      for (let i = 0; i < heads.length && items.length < limit; i += PARALLEL_READS) {
+        const chunk = heads.slice(i, i + PARALLEL_READS);
+        const loaded = await Promise.all(chunk.map((h) => this.reader.load<EntityState>('entity', h.streamId, at)));
+        for (let j = 0; j < chunk.length; j++) {
+          after = chunk[j]!.streamId;
+          scanned++;
+          const { state, last } = loaded[j]!;
+          if (state.status !== 'active' || !last) continue;
+          if (filter.kind !== undefined && state.kind !== filter.kind) continue;
+          if (filter.locationId !== undefined && state.locationId !== filter.locationId) continue;
+          if (filter.updatedSince !== undefined && Date.parse(state.updatedAt) < Date.parse(filter.updatedSince)) continue;
+          items.push(view(state, last.revision));
+          if (items.length === limit) break;
+        }
+      }
+      if (heads.length < 100 && items.length < limit && scanned < SCAN_LIMIT) return { items, nextCursor: null };
+    }
+    return { items, nextCursor: after ?? null };
+  }
+}

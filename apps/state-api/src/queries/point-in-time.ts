@@ -1,0 +1,24 @@
+import { z } from 'zod';
+import type { ReadStreamOptions } from '@lorestore/event-store';
+
+const nonNegative = z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+
+/** `atRevision` | `atPosition` | `asOf` (at most one) and `minPosition`, accepted by every query. */
+export const pointInTimeShape = {
+  atRevision: nonNegative.optional(),
+  atPosition: nonNegative.optional(),
+  asOf: z.iso.datetime({ offset: true, message: 'must be an ISO-8601 date-time with a time zone' }).optional(),
+  minPosition: nonNegative.optional(),
+};
+
+export type PointInTime = { atRevision?: number; atPosition?: number; asOf?: string };
+
+export const atMostOnePointInTime = (q: PointInTime) =>
+  [q.atRevision, q.atPosition, q.asOf].filter((v) => v !== undefined).length <= 1;
+export const ONE_POINT_MESSAGE = { message: 'give at most one of atRevision, atPosition, asOf', path: ['atRevision'] };
+
+export const toUntil = (q: PointInTime): ReadStreamOptions['until'] => ({
+  ...(q.atRevision !== undefined ? { revision: BigInt(q.atRevision) } : {}),
+  ...(q.atPosition !== undefined ? { position: BigInt(q.atPosition) } : {}),
+  ...(q.asOf !== undefined ? { time: new Date(q.asOf) } : {}),
+});

@@ -1,0 +1,107 @@
+import { Controller, Get, Headers, Param, Query } from '@nestjs/common';
+import { QueryBus } from '@nestjs/cqrs';
+import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { z } from 'zod';
+import { id, slug } from '../commands/command.schemas';
+import { parseOrThrow } from '../http/validate';
+import { GetEntity, ListEntities } from './entity.queries';
+import { GetPlayer, GetPlayerHistory } from './player.queries';
+import { ONE_POINT_MESSAGE, atMostOnePointInTime, pointInTimeShape, type PointInTime } from './point-in-time';
+import { StateReader } from './state-reader';
+import { GetStreamEvents } from './stream.queries';
+import { GetNarrative, GetWorldState } from './world.queries';
+
+const isoTime = z.iso.datetime({ offset: true, message: 'must be an ISO-8601 date-time with a time zone' });
+const limit = (max: number, fallback: number) => z.coerce.number().int().min(1).max(max).default(fallback);
+const withPointInTime = <T extends z.ZodRawShape>(shape: T) =>
+  z.object({ ...pointInTimeShape, ...shape }).strict().refine((q) => atMostOnePointInTime(q as PointInTime), ONE_POINT_MESSAGE);
+
+const stateQuery = withPointInTime({});
+const entityListQuery = withPointInTime({
+  kind: z.string().min(1).max(64).optional(),
+  locationId: id.optional(),
+  updatedSince: isoTime.optional(),
+  limit: limit(500, 50),
+  cursor: z.string().max(200).optional(),
+});
+const historyQuery = withPointInTime({
+  from: isoTime.optional(),
+  to: isoTime.optional(),
+  limit: limit(500, 50),
+  cursor: z.coerce.number().int().min(0).optional(),
+});
+const eventsQuery = withPointInTime({ fromRevision: z.coerce.number().int().min(0).default(0), limit: limit(1000, 100) });
+const streamIdSchema = z.string().regex(/^[a-z]+-[A-Za-z0-9_.-]{1,64}(-[0-9a-fA-F-]{36})?$/, 'not a stream name');
+
+const cursorOut = (c: string | null) => (c === null ? null : Buffer.from(c).toString('base64url'));
+const cursorIn = (c: string | undefined) => (c === undefined ? undefined : Buffer.from(c, 'base64url').toString('utf8'));
+
+@ApiTags('queries')
+@ApiBearerAuth()
+@Controller('v1/worlds/:worldId')
+export class QueriesController {
+  constructor(
+    private readonly queryBus: QueryBus,
+    private readonly reader: StateReader,
+  ) {}
+
+  /** Validates the world and query, and waits for minPosition / X-Consistency-Token. */
+  private async prepare<S extends z.ZodType>(worldId: string, schema: S, query: unknown, token: string | undefined) {
+    const world = parseOrThrow(slug, worldId, 'worldId');
+    const q = parseOrThrow(schema, { ...(query as object), ...(token !== undefined && !(query as { minPosition?: unknown }).minPosition ? { minPosition: token } : {}) });
+    await this.reader.waitFor((q as { minPosition?: number }).minPosition);
+    return { world, q: q as z.output<S> };
+  }
+
+  @Get('entities/:entityId')
+  @ApiOperation({ summary: 'One entity; 404 if never spawned, 410 if despawned' })
+  async entity(@Param('worldId') w: string, @Param('entityId') e: string, @Query() query: unknown, @Headers('x-consistency-token') t?: string) {
+    const { world, q } = await this.prepare(w, stateQuery, query, t);
+    return this.queryBus.execute(new GetEntity(world, parseOrThrow(id, e, 'entityId'), q));
+  }
+
+  @Get('entities')
+  @ApiOperation({ summary: 'A page of the world’s active entities' })
+  async entities(@Param('worldId') w: string, @Query() query: unknown, @Headers('x-consistency-token') t?: string) {
+    const { world, q } = await this.prepare(w, entityListQuery, query, t);
+    const page = await this.queryBus.execute(
+      new ListEntities(world, { kind: q.kind, locationId: q.locationId, updatedSince: q.updatedSince }, q.limit, cursorIn(q.cursor), q),
+    );
+    return { items: page.items, nextCursor: cursorOut(page.nextCursor) };
+  }
+
+  @Get('state')
+  @ApiOperation({ summary: 'World state: time, weather, factions' })
+  async state(@Param('worldId') w: string, @Query() query: unknown, @Headers('x-consistency-token') t?: string) {
+    const { world, q } = await this.prepare(w, stateQuery, query, t);
+    return this.queryBus.execute(new GetWorldState(world, q));
+  }
+
+  @Get('narrative')
+  @ApiOperation({ summary: 'Plots with their history, and flags' })
+  async narrative(@Param('worldId') w: string, @Query() query: unknown, @Headers('x-consistency-token') t?: string) {
+    const { world, q } = await this.prepare(w, stateQuery, query, t);
+    return this.queryBus.execute(new GetNarrative(world, q));
+  }
+
+  @Get('players/:playerId')
+  @ApiOperation({ summary: 'A player’s relationships, counters and profile' })
+  async player(@Param('worldId') w: string, @Param('playerId') p: string, @Query() query: unknown, @Headers('x-consistency-token') t?: string) {
+    const { world, q } = await this.prepare(w, stateQuery, query, t);
+    return this.queryBus.execute(new GetPlayer(world, parseOrThrow(id, p, 'playerId'), q));
+  }
+
+  @Get('players/:playerId/history')
+  @ApiOperation({ summary: 'A player’s actions, newest first' })
+  async history(@Param('worldId') w: string, @Param('playerId') p: string, @Query() query: unknown, @Headers('x-consistency-token') t?: string) {
+    const { world, q } = await this.prepare(w, historyQuery, query, t);
+    return this.queryBus.execute(new GetPlayerHistory(world, parseOrThrow(id, p, 'playerId'), { from: q.from, to: q.to }, q.limit, q.cursor, q));
+  }
+
+  @Get('streams/:streamId/events')
+  @ApiOperation({ summary: 'Raw events of one of the world’s streams' })
+  async events(@Param('worldId') w: string, @Param('streamId') s: string, @Query() query: unknown, @Headers('x-consistency-token') t?: string) {
+    const { world, q } = await this.prepare(w, eventsQuery, query, t);
+    return this.queryBus.execute(new GetStreamEvents(world, parseOrThrow(streamIdSchema, s, 'streamId'), q.fromRevision, q.limit, q));
+  }
+}

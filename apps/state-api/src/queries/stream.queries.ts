@@ -1,0 +1,48 @@
+import { Inject } from '@nestjs/common';
+import { QueryHandler, type IQueryHandler } from '@nestjs/cqrs';
+import type { EventStore } from '@lorestore/event-store';
+import { Problem } from '../http/problem';
+import { EVENT_STORE } from '../persistence/tokens';
+import { toUntil, type PointInTime } from './point-in-time';
+
+export class GetStreamEvents {
+  constructor(
+    readonly worldId: string,
+    readonly streamId: string,
+    readonly fromRevision: number,
+    readonly limit: number,
+    readonly at: PointInTime,
+  ) {}
+}
+
+/** The raw events of one of the world's streams (the stream name must belong to the world). */
+@QueryHandler(GetStreamEvents)
+export class GetStreamEventsHandler implements IQueryHandler<GetStreamEvents> {
+  constructor(@Inject(EVENT_STORE) private readonly store: EventStore) {}
+
+  async execute({ worldId, streamId, fromRevision, limit, at }: GetStreamEvents) {
+    const category = streamId.split('-', 1)[0]!;
+    const belongs =
+      streamId === `${category}-${worldId}` ||
+      (streamId.startsWith(`${category}-${worldId}-`) && /^[0-9a-f-]{36}$/.test(streamId.slice(category.length + worldId.length + 2)));
+    const events = belongs ? await this.store.readStream(streamId, { fromRevision: BigInt(fromRevision), maxCount: limit + 1, until: toUntil(at) }) : [];
+    if (events.length === 0 && (!belongs || (await this.store.streamRevision(streamId)) === null)) {
+      throw new Problem(404, 'not-found', 'Stream not found', `world ${worldId} has no stream ${streamId}`);
+    }
+    const page = events.slice(0, limit);
+    return {
+      streamId,
+      events: page.map((e) => ({
+        id: e.id,
+        type: e.type,
+        revision: Number(e.revision),
+        position: Number(e.position.prepare),
+        schemaVersion: e.schemaVersion,
+        data: e.data,
+        metadata: e.metadata,
+        createdAt: e.created.toISOString(),
+      })),
+      nextRevision: events.length > limit ? Number(events[limit]!.revision) : null,
+    };
+  }
+}
