@@ -1,0 +1,44 @@
+import type { GroupCommitOptions } from '@lorestore/event-store';
+
+/** One event as every contender writes it: same type, same payload, same metadata. */
+export type BenchEvent = {
+  id: string;
+  type: string;
+  data: Record<string, unknown>;
+  metadata: Record<string, unknown>;
+};
+
+export type AppendSpec = {
+  streamId: string;
+  /** The revision the event gets: 0 appends to a new stream. */
+  revision: bigint;
+  commandId: string;
+  event: BenchEvent;
+};
+
+export type ContenderKind = 'raw-pg' | 'emmett' | 'lorestore';
+
+export type ContenderConfig = {
+  kind: ContenderKind;
+  label: string;
+  url: string;
+  /** Each contender writes into its own schema, created on open, dropped by the orchestrator. */
+  schema: string;
+  groupCommit?: GroupCommitOptions;
+};
+
+export interface Contender {
+  append(spec: AppendSpec): Promise<void>;
+  /**
+   * Gives the store a history before measuring, as if `events` earlier appends
+   * had each started a stream, then ANALYZE (see support/history.ts).
+   */
+  prefill(events: number): Promise<void>;
+  /** Figures about the contender's own behaviour (e.g. batch sizes) since the last reset. */
+  stats(): Record<string, number>;
+  resetStats(): void;
+  close(): Promise<void>;
+}
+
+/** Connections per contender: one per writer, as a service would size its pool, capped like one. */
+export const poolSizeFor = (writers: number): number => Math.min(Math.max(writers, 2), 64);

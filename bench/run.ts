@@ -1,0 +1,52 @@
+import { runAppendBench } from './append';
+import { runHttpBench } from './http';
+
+/** `npm run bench -- <name>`: builds, then runs one benchmark by name. */
+const benches: Record<string, { describe: string; run: () => Promise<void> }> = {
+  append: { describe: 'single-event appends at 1/16/64 writers vs raw pg and emmett-postgresql', run: runAppendBench },
+  http: { describe: 'POST /v1/worlds/{w}/commands with autocannon vs a bare Fastify + micro-batched INSERT ceiling', run: runHttpBench },
+};
+
+const usage = (): string =>
+  [
+    'usage: npm run bench -- <name>',
+    '',
+    ...Object.entries(benches).map(([name, b]) => `  ${name.padEnd(8)} ${b.describe}`),
+    '',
+    'DATABASE_URL: the PostgreSQL to use (default: a throwaway embedded one).',
+    'append: BENCH_SECONDS (5), BENCH_WARMUP_SECONDS (1), BENCH_WRITERS (1,16,64), BENCH_GROUP_COMMIT (1,2,4),',
+    '        BENCH_GROUP_COMMIT_MAX_BATCH (256), BENCH_STREAMS (0 = a new stream per append),',
+    '        BENCH_PREFILL (0; N = write N events of history per contender and ANALYZE before measuring; http too)',
+    'http:   BENCH_HTTP_SECONDS (10), BENCH_HTTP_WARMUP_SECONDS (2), BENCH_HTTP_CONNECTIONS (64), BENCH_HTTP_PLAYERS (1000)',
+    'both:   BENCH_JSON_OUT=<file> also writes the JSON report there; BENCH_CPU_PROF=<dir> writes .cpuprofile files',
+  ].join('\n');
+
+// Ctrl-C also reaches the workers and servers (same process group): they stop, the
+// bench fails over to its finally blocks, which drop the schemas and stop an embedded
+// server. A second Ctrl-C exits at once.
+process.once('SIGINT', () => {
+  console.error('[bench] interrupted: cleaning up (Ctrl-C again to exit at once)');
+  process.exitCode = 130;
+  process.once('SIGINT', () => process.exit(130));
+});
+
+const main = async (): Promise<number> => {
+  const name = process.argv[2];
+  const bench = name && Object.hasOwn(benches, name) ? benches[name] : undefined;
+  if (!bench) {
+    console.error(name ? `unknown bench "${name}"\n` : '');
+    console.error(usage());
+    return 2;
+  }
+  await bench.run();
+  return 0;
+};
+
+main().then(
+  // A bench may set process.exitCode (a part failed) and still print its report.
+  (code) => process.exit(code || Number(process.exitCode ?? 0)),
+  (error: unknown) => {
+    console.error(error instanceof Error ? (error.stack ?? error.message) : error);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,56 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+
+export type RunningChild = {
+  child: ChildProcess;
+  /** The last lines it wrote (stdout and stderr), for a failure report. */
+  tail: () => string;
+  /** SIGTERM, then SIGKILL after `graceMs`; resolves once it has exited. */
+  stop: (graceMs?: number) => Promise<void>;
+};
+
+/** Starts `node <script>` with the given environment, keeping its output out of our stdout. */
+export const startNodeChild = (script: string, env: NodeJS.ProcessEnv, execArgv: string[] = []): RunningChild => {
+  const child = spawn(process.execPath, [...execArgv, script], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines: string[] = [];
+  const keep = (chunk: Buffer) => {
+    for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) lines.push(line);
+    if (lines.length > 60) lines.splice(0, lines.length - 60);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  const exited = new Promise<void>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolve();
+    else child.once('exit', () => resolve());
+  });
+  return {
+    child,
+    tail: () => lines.join('\n'),
+    stop: async (graceMs = 10_000) => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+};
+
+/** Polls `url` until it answers 200; fails when the child exits first or time runs out. */
+export const waitForHttpOk = async (url: string, running: RunningChild, timeoutMs: number): Promise<void> => {
+  const deadline = Date.now() + timeoutMs;
+  let last = 'no answer yet';
+  while (Date.now() < deadline) {
+    if (running.child.exitCode !== null || running.child.signalCode !== null) {
+      throw new Error(`process exited (code ${running.child.exitCode}, signal ${running.child.signalCode}) before ${url} was ready:\n${running.tail()}`);
+    }
+    try {
+      const response = await fetch(url, { signal: AbortSignal.timeout(2000) });
+      if (response.status === 200) return;
+      last = `HTTP ${response.status}`;
+    } catch (error) {
+      last = error instanceof Error ? error.message : String(error);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  throw new Error(`${url} not ready after ${timeoutMs} ms (last: ${last}):\n${running.tail()}`);
+};
