@@ -17,7 +17,7 @@ import {
   type StreamHead,
   type SubscribeToAllOptions,
 } from '../types';
-import { GroupCommitter, type GroupCommitOptions } from './group-commit';
+import { MicroBatcher, type MicroBatchOptions } from './micro-batcher';
 import { PostgresAllSubscription } from './subscription';
 
 export const EVENT_STORE_MIGRATIONS_DIR = path.join(__dirname, 'migrations');
@@ -26,7 +26,9 @@ export type PostgresEventStoreOptions = {
   pool: Pool;
   /** The schema the pool's search_path points at; names the NOTIFY channel. */
   schema: string;
-  groupCommit?: Partial<GroupCommitOptions>;
+  groupCommit?: Partial<MicroBatchOptions>;
+  /** Concurrent reads of whole streams share one query; set maxBatchSize 1 to turn it off. */
+  readBatch?: Partial<MicroBatchOptions>;
   /** Fallback poll interval of subscriptions when no NOTIFY arrives. */
   pollIntervalMs?: number;
   onBatch?: (size: number, ms: number) => void;
@@ -112,15 +114,21 @@ const isUnavailable = (error: unknown): boolean => {
  * remembers what each commandId got. See migrations/001_event_store.sql.
  */
 export class PostgresEventStore implements EventStore {
-  private readonly committer: GroupCommitter<BatchRequest, BatchResponse>;
+  private readonly committer: MicroBatcher<BatchRequest, BatchResponse>;
+  private readonly reader: MicroBatcher<string, RecordedEvent[]>;
   private readonly subscriptions = new Set<PostgresAllSubscription>();
 
   constructor(private readonly options: PostgresEventStoreOptions) {
-    this.committer = new GroupCommitter<BatchRequest, BatchResponse>(
+    this.committer = new MicroBatcher<BatchRequest, BatchResponse>(
       (batch) => this.writeBatch(batch),
       { maxConcurrentBatches: 2, maxBatchSize: 256, ...options.groupCommit },
       options.onBatch,
     );
+    this.reader = new MicroBatcher<string, RecordedEvent[]>((streamIds) => this.readStreams(streamIds), {
+      maxConcurrentBatches: 4,
+      maxBatchSize: 128,
+      ...options.readBatch,
+    });
   }
 
   static async migrate(pool: Pool, schema: string): Promise<string[]> {
@@ -184,6 +192,9 @@ export class PostgresEventStore implements EventStore {
   }
 
   async readStream(streamId: string, options: ReadStreamOptions = {}): Promise<RecordedEvent[]> {
+    // The command path reads whole streams; concurrent ones go out as one query.
+    const whole = options.direction !== 'backwards' && options.fromRevision === undefined && options.maxCount === undefined;
+    if (whole && !options.until) return this.reader.submit(streamId);
     const backwards = options.direction === 'backwards';
     const params: unknown[] = [streamId];
     const where = ['stream_id = $1'];
@@ -215,6 +226,18 @@ export class PostgresEventStore implements EventStore {
       params,
     );
     return rows.map(toRecordedEvent);
+  }
+
+  private async readStreams(streamIds: string[]): Promise<RecordedEvent[][]> {
+    const unique = [...new Set(streamIds)];
+    const { rows } = await this.options.pool.query<EventRow>(
+      `SELECT ${EVENT_COLUMNS} FROM events WHERE stream_id = ANY ($1::text[]) ORDER BY stream_id, revision`,
+      [unique],
+    );
+    const byStream = new Map<string, RecordedEvent[]>(unique.map((id) => [id, []]));
+    for (const row of rows) byStream.get(row.stream_id)!.push(toRecordedEvent(row));
+    // Callers may mutate what they get: each gets its own array.
+    return streamIds.map((id) => [...byStream.get(id)!]);
   }
 
   async readAll(options: ReadAllOptions = {}): Promise<RecordedEvent[]> {
@@ -302,6 +325,7 @@ export class PostgresEventStore implements EventStore {
   /** Finishes every accepted append, then stops the subscriptions. The pool belongs to the caller. */
   async close(): Promise<void> {
     await this.committer.drain();
+    await this.reader.drain();
     await Promise.all([...this.subscriptions].map((s) => s.unsubscribe()));
   }
 }

@@ -4,8 +4,15 @@
 -- lock the streams, look up commands and event ids, decide every request in
 -- memory, then one INSERT of all events, one UPDATE of the stream heads and
 -- one INSERT of the command results. Same input and output as before.
+--
+-- Every table access here is a key lookup. PL/pgSQL caches one plan per
+-- statement per connection; planned while the tables were small, that plan is
+-- a sequential scan, kept while the table grows (until the next ANALYZE). So
+-- sequential scans are off inside this function: the cached plans use the indexes.
 CREATE OR REPLACE FUNCTION append_batch(requests jsonb) RETURNS SETOF jsonb
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET enable_seqscan = off
+AS $$
 DECLARE
   n           int := jsonb_array_length(requests);
   req         jsonb;

@@ -1,11 +1,13 @@
 /**
- * Group commit: appends that arrive while a batch is being written wait and go
+ * Micro-batching: requests that arrive while a batch is in flight wait and go
  * out together in the next one, so N concurrent requests cost about one round
- * trip and one fsync instead of N. Nothing is resolved before its batch has
+ * trip instead of N. For appends this is group commit: N appends share one
+ * transaction and one fsync, and nothing is resolved before its batch has
  * committed, so durability is exactly that of one append per transaction.
+ * Reads of whole streams are batched the same way.
  */
-export type GroupCommitOptions = {
-  /** Batches written at the same time (each on its own connection). */
+export type MicroBatchOptions = {
+  /** Batches in flight at the same time (each on its own connection). */
   maxConcurrentBatches: number;
   /** Requests per batch. */
   maxBatchSize: number;
@@ -15,7 +17,9 @@ export type BatchWriter<Req, Res> = (batch: Req[]) => Promise<Res[]>;
 
 type Pending<Req, Res> = { request: Req; resolve: (r: Res) => void; reject: (e: unknown) => void };
 
-export class GroupCommitter<Req, Res> {
+export type GroupCommitOptions = MicroBatchOptions;
+
+export class MicroBatcher<Req, Res> {
   private readonly queue: Pending<Req, Res>[] = [];
   private inFlight = 0;
   private closed = false;
@@ -23,13 +27,13 @@ export class GroupCommitter<Req, Res> {
 
   constructor(
     private readonly write: BatchWriter<Req, Res>,
-    private readonly options: GroupCommitOptions,
-    /** Called after each batch commits: its size and how long it took. */
+    private readonly options: MicroBatchOptions,
+    /** Called after each batch completes: its size and how long it took. */
     private readonly onBatch?: (size: number, ms: number) => void,
   ) {}
 
   submit(request: Req): Promise<Res> {
-    if (this.closed) return Promise.reject(new Error('group committer is closed'));
+    if (this.closed) return Promise.reject(new Error('batcher is closed'));
     return new Promise<Res>((resolve, reject) => {
       this.queue.push({ request, resolve, reject });
       this.pump();
