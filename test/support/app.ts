@@ -20,10 +20,13 @@ export type TestApp = {
   close: () => Promise<void>;
 };
 
-/** The whole service on a schema of its own in the test database. */
-export const startTestApp = async (label: string, env: Record<string, string> = {}): Promise<TestApp> => {
-  const db = await createTestSchema(label);
-  await db.pool.end();
+/**
+ * The whole service on a schema of its own in the test database, or on the
+ * schema of another test app (`sharedWith`) to stand for a second instance.
+ */
+export const startTestApp = async (label: string, env: Record<string, string> = {}, sharedWith?: TestApp): Promise<TestApp> => {
+  const db = sharedWith ? sharedWith.db : await createTestSchema(label);
+  if (!sharedWith) await db.pool.end();
   const config = loadConfig({ DATABASE_URL: db.url, DATABASE_SCHEMA: db.schema, LOG_LEVEL: 'silent', NODE_ENV: 'test', ...env });
   const keys = ApiKeyRing.parse(`${ADMIN_KEY}:admin,${GAME_KEY}:game`);
   const app = await createApp({ config, databaseUrl: db.url, keys }, { logger: false, docsUi: false });
@@ -48,7 +51,7 @@ export const startTestApp = async (label: string, env: Record<string, string> = 
     },
     close: async () => {
       await app.close();
-      await db.drop();
+      if (!sharedWith) await db.drop();
     },
   };
 };

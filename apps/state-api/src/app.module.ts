@@ -1,10 +1,11 @@
-import { Module, type DynamicModule } from '@nestjs/common';
+import { Module, RequestMethod, type DynamicModule } from '@nestjs/common';
 import { APP_FILTER, APP_GUARD } from '@nestjs/core';
 import { CqrsModule } from '@nestjs/cqrs';
 import { TerminusModule } from '@nestjs/terminus';
 import { LoggerModule } from 'nestjs-pino';
 import { ApiKeyRing } from './auth/api-keys';
 import { API_KEY_RING, ApiKeyGuard } from './auth/auth.guard';
+import { AggregateCache } from './commands/aggregate-cache';
 import { CommandsController } from './commands/commands.controller';
 import { ExecuteCommandHandler } from './commands/execute-command';
 import { APP_CONFIG, type AppConfig } from './config';
@@ -47,6 +48,8 @@ export class AppModule {
             autoLogging: runtime.config.LOG_REQUESTS,
             redact: ['req.headers.authorization'],
           },
+          // Without request logs, skip the per-request logger middleware too (it costs ~5% of a command).
+          ...(runtime.config.LOG_REQUESTS ? {} : { exclude: [{ path: '{*all}', method: RequestMethod.ALL }] }),
         }),
         {
           module: class ConfigModule {},
@@ -62,6 +65,7 @@ export class AppModule {
         { provide: APP_GUARD, useClass: ApiKeyGuard },
         { provide: APP_FILTER, useClass: ProblemFilter },
         StateReader,
+        AggregateCache,
         ...commandHandlers,
         ...queryHandlers,
       ],

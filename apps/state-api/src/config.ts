@@ -31,7 +31,9 @@ export const configSchema = z.object({
   GROUP_COMMIT_MAX_BATCH: int(1, 10_000).default(256),
   GROUP_COMMIT_CONCURRENCY: int(1, 64).default(2),
   /** How often a command with no expectedRevision is re-decided after losing a race on its stream. */
-  COMMAND_RETRIES: int(0, 20).default(5),
+  COMMAND_RETRIES: int(0, 50).default(10),
+  /** Folded aggregate states kept in memory, so a command reads only the events after them; 0 turns it off. */
+  AGGREGATE_CACHE_SIZE: int(0, 10_000_000).default(10_000),
   /** Bound on the wait of a query carrying minPosition / X-Consistency-Token. */
   CONSISTENCY_WAIT_MS: int(0, 60_000).default(2000),
   SHUTDOWN_GRACE_MS: int(0, 120_000).default(10_000),

@@ -5,9 +5,9 @@ import {
   DomainRefusal,
   EVENT_SCHEMA_VERSIONS,
   deciders,
-  fold,
   routeCommand,
   upcast,
+  type AggregateName,
   type DomainCommand,
   type DomainEvent,
 } from '@lorestore/domain';
@@ -22,6 +22,8 @@ import {
 import { APP_CONFIG, type AppConfig } from '../config';
 import { EVENT_STORE } from '../persistence/tokens';
 import { Metrics } from '../metrics/metrics';
+import { AggregateCache } from './aggregate-cache';
+import { KeyedQueue } from './stream-queue';
 
 export type CommandResponse = {
   streamId: string;
@@ -70,10 +72,13 @@ const matches = (expected: ExpectedRevision, actual: bigint | null): boolean => 
  */
 @CommandHandler(ExecuteCommand)
 export class ExecuteCommandHandler implements ICommandHandler<ExecuteCommand, CommandResponse> {
+  private readonly streams = new KeyedQueue();
+
   constructor(
     @Inject(EVENT_STORE) private readonly store: EventStore,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly metrics: Metrics,
+    private readonly cache: AggregateCache,
   ) {}
 
   async execute({ command, expectedRevision, correlationId }: ExecuteCommand): Promise<CommandResponse> {
@@ -103,20 +108,43 @@ export class ExecuteCommandHandler implements ICommandHandler<ExecuteCommand, Co
     correlationId: string,
   ): Promise<CommandResponse> {
     const { aggregate, streamId } = routeCommand(command);
+    return this.streams.run(streamId, () => this.decideAndAppendInOrder(command, expectedRevision, hash, correlationId, aggregate, streamId));
+  }
+
+  private async decideAndAppendInOrder(
+    command: DomainCommand,
+    expectedRevision: ExpectedRevision | undefined,
+    hash: string,
+    correlationId: string,
+    aggregate: AggregateName,
+    streamId: string,
+  ): Promise<CommandResponse> {
     const decider = deciders[aggregate];
     const retries = expectedRevision === undefined || expectedRevision === 'any' ? this.config.COMMAND_RETRIES : 0;
     for (let attempt = 0; ; attempt++) {
-      const history = await this.store.readStream(streamId);
-      const last = history.at(-1);
-      const current = last ? last.revision : null;
+      // Fold from the cached state, reading only the events appended after it.
+      const cached = this.cache.get(streamId);
+      const tail = await this.store.readStream(streamId, cached ? { fromRevision: cached.revision + 1n } : {});
+      let state = cached ? cached.state : decider.initialState();
+      for (const event of tail) state = decider.evolve(state, toDomainEvent(event));
+      const last = tail.at(-1);
+      const current = last ? last.revision : (cached?.revision ?? null);
+      const lastPosition = last ? last.position.prepare : (cached?.position ?? null);
+      if (last) this.cache.set(streamId, { state, revision: last.revision, position: last.position.prepare });
+
       if (expectedRevision !== undefined && !matches(expectedRevision, current)) {
         throw new WrongExpectedVersionError(streamId, expectedRevision, current);
       }
-      const state = fold(decider, history.map(toDomainEvent));
       const events = decider.decide(command, state);
       if (events.length === 0) {
         // Nothing to change (e.g. moving to where it is): answer with the state as it stands.
-        return { streamId, revision: current === null ? -1 : Number(current), position: last ? Number(last.position.prepare) : null, events: [], duplicate: false };
+        return {
+          streamId,
+          revision: current === null ? -1 : Number(current),
+          position: lastPosition === null ? null : Number(lastPosition),
+          events: [],
+          duplicate: false,
+        };
       }
       const { commandId, actor, worldId } = command.metadata;
       try {
@@ -131,9 +159,17 @@ export class ExecuteCommandHandler implements ICommandHandler<ExecuteCommand, Co
           })),
           { expectedRevision: current === null ? 'no_stream' : current, commandId, commandHash: hash },
         );
+        if (!result.duplicate) {
+          const next = events.reduce((s, e) => decider.evolve(s, e), state);
+          this.cache.set(streamId, { state: next, revision: result.nextExpectedRevision, position: result.position.prepare });
+        }
         return toCommandResponse(result);
       } catch (error) {
-        if (error instanceof WrongExpectedVersionError && attempt < retries) continue;
+        if (error instanceof WrongExpectedVersionError && attempt < retries) {
+          // Another instance wrote this stream meanwhile: back off (exponential, full jitter) and decide again.
+          await new Promise((r) => setTimeout(r, Math.random() * Math.min(100, 2 * 2 ** attempt)));
+          continue;
+        }
         throw error;
       }
     }

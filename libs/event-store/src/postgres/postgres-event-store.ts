@@ -71,7 +71,9 @@ type EventRow = {
   created_at: Date;
 };
 
-const EVENT_COLUMNS = 'position, transaction_id::text AS transaction_id, stream_id, revision, event_id, type, schema_version, data, metadata, created_at';
+const eventColumns = (t: string) =>
+  `${t}.position, ${t}.transaction_id::text AS transaction_id, ${t}.stream_id, ${t}.revision, ${t}.event_id, ${t}.type, ${t}.schema_version, ${t}.data, ${t}.metadata, ${t}.created_at`;
+const EVENT_COLUMNS = eventColumns('events');
 
 export const toRecordedEvent = (row: EventRow): RecordedEvent => ({
   streamId: row.stream_id,
@@ -115,7 +117,7 @@ const isUnavailable = (error: unknown): boolean => {
  */
 export class PostgresEventStore implements EventStore {
   private readonly committer: MicroBatcher<BatchRequest, BatchResponse>;
-  private readonly reader: MicroBatcher<string, RecordedEvent[]>;
+  private readonly reader: MicroBatcher<{ streamId: string; from: bigint }, RecordedEvent[]>;
   private readonly subscriptions = new Set<PostgresAllSubscription>();
 
   constructor(private readonly options: PostgresEventStoreOptions) {
@@ -124,7 +126,7 @@ export class PostgresEventStore implements EventStore {
       { maxConcurrentBatches: 2, maxBatchSize: 256, ...options.groupCommit },
       options.onBatch,
     );
-    this.reader = new MicroBatcher<string, RecordedEvent[]>((streamIds) => this.readStreams(streamIds), {
+    this.reader = new MicroBatcher<{ streamId: string; from: bigint }, RecordedEvent[]>((reads) => this.readStreams(reads), {
       maxConcurrentBatches: 4,
       maxBatchSize: 128,
       ...options.readBatch,
@@ -192,13 +194,14 @@ export class PostgresEventStore implements EventStore {
   }
 
   async readStream(streamId: string, options: ReadStreamOptions = {}): Promise<RecordedEvent[]> {
-    // The command path reads whole streams; concurrent ones go out as one query.
-    const whole = options.direction !== 'backwards' && options.fromRevision === undefined && options.maxCount === undefined;
-    if (whole && !options.until) return this.reader.submit(streamId);
+    // The command path reads streams forwards to their end; concurrent reads go out as one query.
+    const from = options.fromRevision;
+    if (options.direction !== 'backwards' && options.maxCount === undefined && !options.until && from !== END) {
+      return this.reader.submit({ streamId, from: from === undefined || from === START ? 0n : from });
+    }
     const backwards = options.direction === 'backwards';
     const params: unknown[] = [streamId];
     const where = ['stream_id = $1'];
-    const from = options.fromRevision;
     if (from !== undefined && from !== START && from !== END) {
       params.push(from.toString());
       where.push(`revision ${backwards ? '<=' : '>='} $${params.length}`);
@@ -228,16 +231,17 @@ export class PostgresEventStore implements EventStore {
     return rows.map(toRecordedEvent);
   }
 
-  private async readStreams(streamIds: string[]): Promise<RecordedEvent[][]> {
-    const unique = [...new Set(streamIds)];
-    const { rows } = await this.options.pool.query<EventRow>(
-      `SELECT ${EVENT_COLUMNS} FROM events WHERE stream_id = ANY ($1::text[]) ORDER BY stream_id, revision`,
-      [unique],
+  private async readStreams(reads: { streamId: string; from: bigint }[]): Promise<RecordedEvent[][]> {
+    const { rows } = await this.options.pool.query<EventRow & { read: string }>(
+      `SELECT q.read, ${eventColumns('e')}
+         FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS q(stream_id, from_revision, read)
+         JOIN events e ON e.stream_id = q.stream_id AND e.revision >= q.from_revision
+        ORDER BY q.read, e.revision`,
+      [reads.map((r) => r.streamId), reads.map((r) => r.from.toString())],
     );
-    const byStream = new Map<string, RecordedEvent[]>(unique.map((id) => [id, []]));
-    for (const row of rows) byStream.get(row.stream_id)!.push(toRecordedEvent(row));
-    // Callers may mutate what they get: each gets its own array.
-    return streamIds.map((id) => [...byStream.get(id)!]);
+    const results: RecordedEvent[][] = reads.map(() => []);
+    for (const row of rows) results[Number(row.read) - 1]!.push(toRecordedEvent(row));
+    return results;
   }
 
   async readAll(options: ReadAllOptions = {}): Promise<RecordedEvent[]> {

@@ -1,0 +1,61 @@
+import { randomUUID } from 'node:crypto';
+import { startTestApp, type TestApp } from '../support/app';
+
+/**
+ * Two service instances on one database, each with its own aggregate cache and
+ * group commit: what one writes, the other decides on; conflicts stay conflicts.
+ */
+describe('two state-api instances on one store (e2e)', () => {
+  let a: TestApp;
+  let b: TestApp;
+  const world = 'twins';
+  beforeAll(async () => {
+    a = await startTestApp('e2e_twins');
+    b = await startTestApp('e2e_twins', {}, a);
+  });
+  afterAll(async () => {
+    await b.close();
+    await a.close();
+  });
+
+  const send = (t: TestApp, type: string, payload: unknown, extra: Record<string, unknown> = {}) =>
+    t.request({ method: 'POST', url: `/v1/worlds/${world}/commands`, body: { commandId: randomUUID(), type, payload, ...extra } });
+
+  it('each instance decides on what the other appended', async () => {
+    const entityId = randomUUID();
+    expect((await send(a, 'entity.spawn', { entityId, kind: 'npc', attributes: {} })).status).toBe(200);
+    expect((await send(a, 'entity.update', { entityId, set: { fromA: 1 } })).body.revision).toBe(1); // a caches revision 1
+    expect((await send(b, 'entity.update', { entityId, set: { fromB: 2 } })).body.revision).toBe(2);
+    // a's cache is behind: it must read b's event, not decide on its stale state.
+    const stale = await send(a, 'entity.update', { entityId, set: { again: 3 } }, { expectedRevision: 1 });
+    expect(stale.status).toBe(409);
+    expect(stale.body.currentRevision).toBe(2);
+    expect((await send(a, 'entity.despawn', { entityId }, { expectedRevision: 2 })).status).toBe(200);
+    // b's cache knows nothing of the despawn: the domain must still refuse the move.
+    expect((await send(b, 'entity.move', { entityId, locationId: randomUUID() })).status).toBe(410);
+    const events = await b.request({ method: 'GET', url: `/v1/worlds/${world}/streams/entity-${world}-${entityId}/events` });
+    expect(events.body.events.map((e: { type: string }) => e.type)).toEqual(['EntitySpawned', 'EntityUpdated', 'EntityUpdated', 'EntityDespawned']);
+  });
+
+  it('keeps relationship arithmetic exact under concurrent changes from both instances', async () => {
+    const playerId = randomUUID();
+    const targetId = randomUUID();
+    const responses = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => send(i % 2 ? a : b, 'player.change_relationship', { playerId, targetId, delta: 1 })),
+    );
+    expect(responses.every((r) => r.status === 200)).toBe(true);
+    const player = await a.request({ method: 'GET', url: `/v1/worlds/${world}/players/${playerId}` });
+    expect(player.body.relationships[targetId]).toBe(40);
+    expect(player.body.revision).toBe(39);
+  });
+
+  it('lets one of 50 concurrent commands with the same expectedRevision through, across both', async () => {
+    const entityId = randomUUID();
+    await send(a, 'entity.spawn', { entityId, kind: 'item', attributes: {} });
+    const responses = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => send(i % 2 ? a : b, 'entity.update', { entityId, set: { i } }, { expectedRevision: 0 })),
+    );
+    expect(responses.filter((r) => r.status === 200)).toHaveLength(1);
+    expect(responses.filter((r) => r.status === 409)).toHaveLength(49);
+  });
+});
