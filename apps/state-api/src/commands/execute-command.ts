@@ -7,7 +7,7 @@ import {
   deciders,
   routeCommand,
   upcast,
-  type AggregateName,
+  type AnyDecider,
   type DomainCommand,
   type DomainEvent,
 } from '@lorestore/domain';
@@ -31,6 +31,14 @@ export type CommandResponse = {
   position: number | null;
   events: { type: string; revision: number; position: number }[];
   duplicate: boolean;
+};
+
+type StreamView = {
+  state: unknown;
+  current: bigint | null;
+  lastPosition: bigint | null;
+  /** Read from the store in this command, as opposed to taken from the cache. */
+  verified: boolean;
 };
 
 export class ExecuteCommand {
@@ -108,7 +116,29 @@ export class ExecuteCommandHandler implements ICommandHandler<ExecuteCommand, Co
     correlationId: string,
   ): Promise<CommandResponse> {
     const { aggregate, streamId } = routeCommand(command);
-    return this.streams.run(streamId, () => this.decideAndAppendInOrder(command, expectedRevision, hash, correlationId, aggregate, streamId));
+    return this.streams.run(streamId, () => this.decideAndAppendInOrder(command, expectedRevision, hash, correlationId, deciders[aggregate], streamId));
+  }
+
+  /**
+   * The state to decide on. With `fresh` false and the stream cached, no read at
+   * all: the append's expected revision checks that nothing happened since, and a
+   * conflict sends us back here with `fresh` true. Otherwise read only the events
+   * after the cached state.
+   */
+  private async load(decider: AnyDecider, streamId: string, fresh: boolean): Promise<StreamView> {
+    const cached = this.cache.get(streamId);
+    if (cached && !fresh) return { state: cached.state, current: cached.revision, lastPosition: cached.position, verified: false };
+    const tail = await this.store.readStream(streamId, cached ? { fromRevision: cached.revision + 1n } : {});
+    let state = cached ? cached.state : decider.initialState();
+    for (const event of tail) state = decider.evolve(state, toDomainEvent(event));
+    const last = tail.at(-1);
+    if (last) this.cache.set(streamId, { state, revision: last.revision, position: last.position.prepare });
+    return {
+      state,
+      current: last ? last.revision : (cached?.revision ?? null),
+      lastPosition: last ? last.position.prepare : (cached?.position ?? null),
+      verified: true,
+    };
   }
 
   private async decideAndAppendInOrder(
@@ -116,62 +146,71 @@ export class ExecuteCommandHandler implements ICommandHandler<ExecuteCommand, Co
     expectedRevision: ExpectedRevision | undefined,
     hash: string,
     correlationId: string,
-    aggregate: AggregateName,
+    decider: AnyDecider,
     streamId: string,
   ): Promise<CommandResponse> {
-    const decider = deciders[aggregate];
     const retries = expectedRevision === undefined || expectedRevision === 'any' ? this.config.COMMAND_RETRIES : 0;
-    for (let attempt = 0; ; attempt++) {
-      // Fold from the cached state, reading only the events appended after it.
-      const cached = this.cache.get(streamId);
-      const tail = await this.store.readStream(streamId, cached ? { fromRevision: cached.revision + 1n } : {});
-      let state = cached ? cached.state : decider.initialState();
-      for (const event of tail) state = decider.evolve(state, toDomainEvent(event));
-      const last = tail.at(-1);
-      const current = last ? last.revision : (cached?.revision ?? null);
-      const lastPosition = last ? last.position.prepare : (cached?.position ?? null);
-      if (last) this.cache.set(streamId, { state, revision: last.revision, position: last.position.prepare });
-
-      if (expectedRevision !== undefined && !matches(expectedRevision, current)) {
-        throw new WrongExpectedVersionError(streamId, expectedRevision, current);
-      }
-      const events = decider.decide(command, state);
-      if (events.length === 0) {
-        // Nothing to change (e.g. moving to where it is): answer with the state as it stands.
-        return {
-          streamId,
-          revision: current === null ? -1 : Number(current),
-          position: lastPosition === null ? null : Number(lastPosition),
-          events: [],
-          duplicate: false,
-        };
-      }
-      const { commandId, actor, worldId } = command.metadata;
-      try {
-        const result = await this.store.appendToStream(
-          streamId,
-          events.map((event, index) => ({
-            id: deriveEventId(commandId, index),
-            type: event.type,
-            data: event.data,
-            schemaVersion: EVENT_SCHEMA_VERSIONS[event.type],
-            metadata: { commandId, commandType: command.type, correlationId, causationId: commandId, actor, worldId },
-          })),
-          { expectedRevision: current === null ? 'no_stream' : current, commandId, commandHash: hash },
-        );
-        if (!result.duplicate) {
-          const next = events.reduce((s, e) => decider.evolve(s, e), state);
-          this.cache.set(streamId, { state: next, revision: result.nextExpectedRevision, position: result.position.prepare });
+    let view = await this.load(decider, streamId, false);
+    for (let conflicts = 0; ; ) {
+      // Whatever would turn the command down (a revision mismatch, a refusal, a no-op)
+      // is only trusted on a state just read, never on a cached one alone.
+      if (expectedRevision !== undefined && !matches(expectedRevision, view.current)) {
+        if (!view.verified) {
+          view = await this.load(decider, streamId, true);
+          continue;
         }
-        return toCommandResponse(result);
+        throw new WrongExpectedVersionError(streamId, expectedRevision, view.current);
+      }
+      let events: DomainEvent[];
+      try {
+        events = decider.decide(command, view.state);
       } catch (error) {
-        if (error instanceof WrongExpectedVersionError && attempt < retries) {
-          // Another instance wrote this stream meanwhile: back off (exponential, full jitter) and decide again.
-          await new Promise((r) => setTimeout(r, Math.random() * Math.min(100, 2 * 2 ** attempt)));
+        if (error instanceof DomainRefusal && !view.verified) {
+          view = await this.load(decider, streamId, true);
           continue;
         }
         throw error;
       }
+      if (events.length === 0) {
+        if (!view.verified) {
+          view = await this.load(decider, streamId, true);
+          continue;
+        }
+        // Nothing to change (e.g. moving to where it is): answer with the state as it stands.
+        const { current, lastPosition } = view;
+        return { streamId, revision: current === null ? -1 : Number(current), position: lastPosition === null ? null : Number(lastPosition), events: [], duplicate: false };
+      }
+      try {
+        const result = await this.store.appendToStream(streamId, this.toEventData(command, events, correlationId), {
+          expectedRevision: view.current === null ? 'no_stream' : view.current,
+          commandId: command.metadata.commandId,
+          commandHash: hash,
+        });
+        if (!result.duplicate) {
+          const next = events.reduce((state, event) => decider.evolve(state, event), view.state);
+          this.cache.set(streamId, { state: next, revision: result.nextExpectedRevision, position: result.position.prepare });
+        }
+        return toCommandResponse(result);
+      } catch (error) {
+        if (!(error instanceof WrongExpectedVersionError)) throw error;
+        if (view.verified) {
+          // Another instance wrote this stream since we read it.
+          if (conflicts++ >= retries) throw error;
+          await new Promise((r) => setTimeout(r, Math.random() * Math.min(100, 2 * 2 ** conflicts)));
+        }
+        view = await this.load(decider, streamId, true);
+      }
     }
+  }
+
+  private toEventData(command: DomainCommand, events: DomainEvent[], correlationId: string) {
+    const { commandId, actor, worldId } = command.metadata;
+    return events.map((event, index) => ({
+      id: deriveEventId(commandId, index),
+      type: event.type,
+      data: event.data,
+      schemaVersion: EVENT_SCHEMA_VERSIONS[event.type],
+      metadata: { commandId, commandType: command.type, correlationId, causationId: commandId, actor, worldId },
+    }));
   }
 }
