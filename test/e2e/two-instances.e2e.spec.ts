@@ -37,6 +37,25 @@ describe('two state-api instances on one store (e2e)', () => {
     expect(events.body.events.map((e: { type: string }) => e.type)).toEqual(['EntitySpawned', 'EntityUpdated', 'EntityUpdated', 'EntityDespawned']);
   });
 
+  it('never refuses or skips a command because of a stale cache', async () => {
+    // a caches the plot at stage "a"; b moves it on to "b"; advancing to "a" again is then valid.
+    await send(a, 'narrative.advance_plot', { plotId: 'stale-cache', stage: 'a' });
+    await send(b, 'narrative.advance_plot', { plotId: 'stale-cache', stage: 'b' });
+    const back = await send(a, 'narrative.advance_plot', { plotId: 'stale-cache', stage: 'a' });
+    expect(back.status).toBe(200);
+    expect(back.body.events).toHaveLength(1);
+
+    // a caches the entity at home; b moves it away; moving it home is a real move, not a no-op.
+    const entityId = randomUUID();
+    const [home, away] = [randomUUID(), randomUUID()];
+    await send(a, 'entity.spawn', { entityId, kind: 'npc', locationId: home });
+    await send(b, 'entity.move', { entityId, locationId: away });
+    const moved = await send(a, 'entity.move', { entityId, locationId: home });
+    expect(moved.body.events.map((e: { type: string }) => e.type)).toEqual(['EntityMoved']);
+    const read = await b.request({ method: 'GET', url: `/v1/worlds/${world}/entities/${entityId}` });
+    expect(read.body.locationId).toBe(home);
+  });
+
   it('keeps relationship arithmetic exact under concurrent changes from both instances', async () => {
     const playerId = randomUUID();
     const targetId = randomUUID();
