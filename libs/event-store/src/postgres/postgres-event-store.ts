@@ -190,7 +190,37 @@ export class PostgresEventStore implements EventStore {
       JSON.stringify(batch),
     ]);
     if (rows.length !== batch.length) throw new Error(`append_batch answered ${rows.length} results for ${batch.length} requests`);
+    if (rows.some((row) => row.r.status === 'ok')) this.wakeSubscribers();
     return rows.map((row) => row.r);
+  }
+
+  private notifying = false;
+  private notifyAgain = false;
+
+  /**
+   * Tells subscribers (of every instance) that events were committed, after the
+   * commit, outside the batch's transaction: a NOTIFY inside it would hold the
+   * database-wide notify lock through the commit and serialise concurrent
+   * batches. At most one in flight; a lost wake-up is covered by polling.
+   */
+  private wakeSubscribers(): void {
+    if (this.notifying) {
+      this.notifyAgain = true;
+      return;
+    }
+    this.notifying = true;
+    this.notifyAgain = false;
+    this.options.pool
+      .query('SELECT pg_notify($1, \'\')', [this.channel])
+      .catch(() => undefined)
+      .finally(() => {
+        this.notifying = false;
+        if (this.notifyAgain) this.wakeSubscribers();
+      });
+  }
+
+  private get channel(): string {
+    return `lorestore_events_${this.options.schema}`;
   }
 
   async readStream(streamId: string, options: ReadStreamOptions = {}): Promise<RecordedEvent[]> {
@@ -285,7 +315,7 @@ export class PostgresEventStore implements EventStore {
       fromPosition: options.fromPosition ?? START,
       batchSize: options.batchSize ?? 500,
       pollIntervalMs: this.options.pollIntervalMs ?? 500,
-      channel: `lorestore_events_${this.options.schema}`,
+      channel: this.channel,
       onClose: () => this.subscriptions.delete(subscription),
     });
     this.subscriptions.add(subscription);

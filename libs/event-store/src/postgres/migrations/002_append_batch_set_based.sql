@@ -5,6 +5,10 @@
 -- memory, then one INSERT of all events, one UPDATE of the stream heads and
 -- one INSERT of the command results. Same input and output as before.
 --
+-- It no longer NOTIFYs: a notifying transaction holds the database-wide notify
+-- lock through its commit (and WAL flush), which serialised concurrent batches.
+-- The store sends the wake-up after the batch has committed instead.
+--
 -- Every table access here is a key lookup. PL/pgSQL caches one plan per
 -- statement per connection; planned while the tables were small, that plan is
 -- a sequential scan, kept while the table grows (until the next ANALYZE). So
@@ -151,9 +155,6 @@ BEGIN
       SELECT (r->>'commandId')::uuid, r->>'commandHash', r->>'stream', results->(t.i - 1)::text
         FROM jsonb_array_elements(requests) WITH ORDINALITY AS t(r, i)
        WHERE r->>'commandId' IS NOT NULL AND status[t.i] = 'ok';
-
-    -- Delivered on commit: wakes subscribers without polling.
-    PERFORM pg_notify('lorestore_events_' || current_schema(), '');
   END IF;
 
   FOR i IN 0 .. n - 1 LOOP
