@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { PoolClient } from 'pg';
 import { PostgresEventStore, type RecordedEvent } from '@lorestore/event-store';
+import { eventually } from '@lorestore/event-store/testing';
 import { createTestSchema, type TestSchema } from '../support/database';
 
 /**
@@ -85,7 +86,10 @@ describe('gap-safe global order (PostgreSQL)', () => {
     expect((await store.readAll({ fromPosition: head ?? 'start' })).filter((e) => e.streamId.startsWith(streamId))).toHaveLength(0);
     await slow.client.query('ROLLBACK');
     slow.client.release();
-    const after = (await store.readAll({ fromPosition: head ?? 'start' })).filter((e) => e.streamId.startsWith(streamId));
+    const after = await eventually(
+      async () => (await store.readAll({ fromPosition: head ?? 'start' })).filter((e) => e.streamId.startsWith(streamId)),
+      (events) => events.length > 0,
+    );
     expect(after.map((e) => e.type)).toEqual(['After']);
   });
 });

@@ -28,8 +28,13 @@ const collect = async (iterable: AsyncIterable<RecordedEvent>, count: number, fi
   return seen;
 };
 
-/** The feed is gap-safe: an event shows once no earlier transaction anywhere on the server is in flight. */
-const eventually = async <T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 10_000): Promise<T> => {
+/**
+ * Re-reads until `done` holds or the time is up, then returns the last value
+ * for the caller to assert on. The gap-safe feed hides events while any older
+ * transaction on the server is open (other test files' too), so a "becomes
+ * visible" check must allow for that.
+ */
+export const eventually = async <T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 10_000): Promise<T> => {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await read();
