@@ -5,8 +5,8 @@ import { Logger } from 'nestjs-pino';
 import { AppModule, type AppRuntime } from './app.module';
 import { Metrics } from './metrics/metrics';
 
-/** Builds the HTTP application (without listening), the same way for main.ts and the e2e tests. */
 /**
+ * Builds the HTTP application (without listening), the same way for main.ts and the e2e tests.
  * `docsUi: false` serves /docs/json without the Swagger UI page: the UI's assets
  * are loaded through a dynamic import() that Jest's module sandbox cannot do.
  */

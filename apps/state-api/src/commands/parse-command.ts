@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-
 import type { CommandType, DomainCommand } from '@lorestore/domain';
 import { deriveEventId, type ExpectedRevision } from '@lorestore/event-store';
 import type { Principal } from '../auth/api-keys';
