@@ -86,6 +86,16 @@ describe('commands through HTTP (e2e)', () => {
     expect((await t.request({ method: 'GET', url: `/v1/worlds/${world}/entities/${entityId}` })).status).toBe(410);
   });
 
+  it('serves Prometheus metrics without a key, counting commands by type and outcome', async () => {
+    const other = await t.request({ method: 'POST', url: '/v1/worlds/metrics-world/commands', body: { commandId: randomUUID(), type: 'world.advance_time', payload: { ticks: 1 } } });
+    expect(other.status).toBe(200);
+    const metrics = await t.request({ method: 'GET', url: '/metrics', key: null });
+    expect(metrics.status).toBe(200);
+    expect(metrics.headers['content-type']).toMatch(/text\/plain/);
+    expect(metrics.body).toMatch(/lorestore_commands_total\{type="world.advance_time",outcome="ok"\} \d+/);
+    expect(metrics.body).toMatch(/lorestore_append_batch_size_count \d+/);
+  });
+
   it('runs every command type of API.md', async () => {
     const playerId = randomUUID();
     const npcId = randomUUID();

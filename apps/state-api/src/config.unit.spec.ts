@@ -1,0 +1,26 @@
+import { ConfigError, loadConfig } from './config';
+
+describe('loadConfig', () => {
+  it('gives the embedded defaults for an empty environment', () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({ PORT: 3000, DATABASE_SCHEMA: 'lorestore', EVENT_STORE: 'postgres', BODY_LIMIT_BYTES: 1048576 });
+    expect(config.DATABASE_URL).toBeUndefined();
+    expect(config.dataDir).toMatch(/\.lorestore$/);
+  });
+
+  it('treats empty strings as unset', () => {
+    expect(loadConfig({ DATABASE_URL: '', PORT: '' }).PORT).toBe(3000);
+  });
+
+  it('names every bad variable in one error', () => {
+    const attempt = () => loadConfig({ PORT: 'eighty', DATABASE_URL: 'mysql://x', DATABASE_SCHEMA: 'Drop Table', LOG_LEVEL: 'loud' });
+    expect(attempt).toThrow(ConfigError);
+    for (const name of ['PORT', 'DATABASE_URL', 'DATABASE_SCHEMA', 'LOG_LEVEL']) expect(attempt).toThrow(name);
+  });
+
+  it('refuses production without API keys, and esdb until it exists', () => {
+    expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow('API_KEYS');
+    expect(loadConfig({ NODE_ENV: 'production', API_KEYS: 'abcdefgh:admin' }).NODE_ENV).toBe('production');
+    expect(() => loadConfig({ EVENT_STORE: 'esdb' })).toThrow('EVENT_STORE=esdb');
+  });
+});
