@@ -96,6 +96,17 @@ describe('commands through HTTP (e2e)', () => {
     expect(metrics.body).toMatch(/lorestore_append_batch_size_count \d+/);
   });
 
+  it('documents every command type in the OpenAPI document, with no dangling references', async () => {
+    const docs = await t.request({ method: 'GET', url: '/docs/json', key: null });
+    const post = docs.body.paths['/v1/worlds/{worldId}/commands'].post;
+    const variants = post.requestBody.content['application/json'].schema.oneOf.map((v: { title: string }) => v.title);
+    expect(variants).toEqual(expect.arrayContaining(['entity.spawn', 'world.set_weather', 'player.set_profile', 'npc.record_memory']));
+    expect(variants).toHaveLength(13);
+    expect(JSON.stringify(docs.body)).not.toMatch(/\$defs|"\$schema"/);
+    const token = docs.body.paths['/v1/worlds/{worldId}/state'].get.parameters.find((p: { name: string }) => p.name === 'x-consistency-token');
+    expect(token.required).toBe(false);
+  });
+
   it('runs every command type of API.md', async () => {
     const playerId = randomUUID();
     const npcId = randomUUID();

@@ -1,13 +1,14 @@
-import { Body, Controller, Headers, HttpCode, Param, Post, Req } from '@nestjs/common';
+import { Body, Controller, HttpCode, Param, Post, Req } from '@nestjs/common';
 import { CommandBus } from '@nestjs/cqrs';
-import { ApiBearerAuth, ApiBody, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiBody, ApiHeader, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { AuthenticatedRequest } from '../auth/auth.guard';
-import { commandRequestJsonSchema, memoryRequestJsonSchema } from '../http/openapi';
+import { ApiProblems, commandRequestJsonSchema, memoryRequestJsonSchema } from '../http/openapi';
 import type { CommandResponse } from './execute-command';
 import { correlationIdFrom, parseCommand, parseMemory } from './parse-command';
 
 @ApiTags('commands')
 @ApiBearerAuth()
+@ApiHeader({ name: 'x-correlation-id', required: false, description: 'carried into the events’ metadata' })
 @Controller('v1/worlds/:worldId')
 export class CommandsController {
   constructor(private readonly commandBus: CommandBus) {}
@@ -16,27 +17,29 @@ export class CommandsController {
   @HttpCode(200)
   @ApiOperation({ summary: 'Send a command; its events are appended to one stream' })
   @ApiBody({ schema: commandRequestJsonSchema })
+  @ApiOkResponse({ description: '{ streamId, revision, position, events: [{ type, revision, position }], duplicate }' })
+  @ApiProblems(400, 403, 404, 409, 410, 413, 422, 503)
   execute(
     @Param('worldId') worldId: string,
     @Body() body: unknown,
     @Req() request: AuthenticatedRequest,
-    @Headers('x-correlation-id') correlation?: string,
   ): Promise<CommandResponse> {
-    return this.commandBus.execute(parseCommand(worldId, body, request.principal!, correlationIdFrom(correlation)));
+    return this.commandBus.execute(parseCommand(worldId, body, request.principal!, correlationIdFrom(request.headers['x-correlation-id'])));
   }
 
   @Post('npcs/:npcId/memories')
   @HttpCode(200)
   @ApiOperation({ summary: "Record an NPC memory (an npc.record_memory command); optional commandId makes it idempotent" })
   @ApiBody({ schema: memoryRequestJsonSchema })
+  @ApiOkResponse({ description: '{ memoryId, position, revision, duplicate }' })
+  @ApiProblems(400, 404, 410, 413, 422, 503)
   async recordMemory(
     @Param('worldId') worldId: string,
     @Param('npcId') npcId: string,
     @Body() body: unknown,
     @Req() request: AuthenticatedRequest,
-    @Headers('x-correlation-id') correlation?: string,
   ): Promise<{ memoryId: string; position: number | null; revision: number; duplicate: boolean }> {
-    const { command, memoryId } = parseMemory(worldId, npcId, body, request.principal!, correlationIdFrom(correlation));
+    const { command, memoryId } = parseMemory(worldId, npcId, body, request.principal!, correlationIdFrom(request.headers['x-correlation-id']));
     const result = await this.commandBus.execute<typeof command, CommandResponse>(command);
     return { memoryId, position: result.position, revision: result.revision, duplicate: result.duplicate };
   }

@@ -1,6 +1,8 @@
-import { Controller, Get, Headers, Param, Query } from '@nestjs/common';
+import { Controller, Get, Param, Query, Req } from '@nestjs/common';
+import type { FastifyRequest } from 'fastify';
 import { QueryBus } from '@nestjs/cqrs';
-import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
+import { ApiPointInTime, ApiProblems } from '../http/openapi';
 import { z } from 'zod';
 import { id, slug } from '../commands/command.schemas';
 import { parseOrThrow } from '../http/validate';
@@ -38,6 +40,8 @@ const cursorIn = (c: string | undefined) => (c === undefined ? undefined : Buffe
 
 @ApiTags('queries')
 @ApiBearerAuth()
+@ApiPointInTime()
+@ApiProblems(400, 404, 504)
 @Controller('v1/worlds/:worldId')
 export class QueriesController {
   constructor(
@@ -45,25 +49,33 @@ export class QueriesController {
     private readonly reader: StateReader,
   ) {}
 
-  /** Validates the world and query, and waits for minPosition / X-Consistency-Token. */
-  private async prepare<S extends z.ZodType>(worldId: string, schema: S, query: unknown, token: string | undefined) {
+  /** Validates the world and query, and waits for minPosition (or the X-Consistency-Token header). */
+  private async prepare<S extends z.ZodType>(worldId: string, schema: S, query: unknown, request: FastifyRequest) {
     const world = parseOrThrow(slug, worldId, 'worldId');
-    const q = parseOrThrow(schema, { ...(query as object), ...(token !== undefined && !(query as { minPosition?: unknown }).minPosition ? { minPosition: token } : {}) });
+    const input: Record<string, unknown> = { ...(query as object) };
+    const token = request.headers['x-consistency-token'];
+    if (input.minPosition === undefined && token !== undefined) input.minPosition = token;
+    const q = parseOrThrow(schema, input);
     await this.reader.waitFor((q as { minPosition?: number }).minPosition);
     return { world, q: q as z.output<S> };
   }
 
   @Get('entities/:entityId')
   @ApiOperation({ summary: 'One entity; 404 if never spawned, 410 if despawned' })
-  async entity(@Param('worldId') w: string, @Param('entityId') e: string, @Query() query: unknown, @Headers('x-consistency-token') t?: string) {
-    const { world, q } = await this.prepare(w, stateQuery, query, t);
+  async entity(@Param('worldId') w: string, @Param('entityId') e: string, @Query() query: unknown, @Req() r: FastifyRequest) {
+    const { world, q } = await this.prepare(w, stateQuery, query, r);
     return this.queryBus.execute(new GetEntity(world, parseOrThrow(id, e, 'entityId'), q));
   }
 
   @Get('entities')
   @ApiOperation({ summary: 'A page of the world’s active entities' })
-  async entities(@Param('worldId') w: string, @Query() query: unknown, @Headers('x-consistency-token') t?: string) {
-    const { world, q } = await this.prepare(w, entityListQuery, query, t);
+  @ApiQuery({ name: 'kind', required: false })
+  @ApiQuery({ name: 'locationId', required: false })
+  @ApiQuery({ name: 'updatedSince', required: false, description: 'ISO-8601 time' })
+  @ApiQuery({ name: 'limit', required: false, type: Number, description: '1–500, default 50' })
+  @ApiQuery({ name: 'cursor', required: false, description: 'nextCursor of the previous page' })
+  async entities(@Param('worldId') w: string, @Query() query: unknown, @Req() r: FastifyRequest) {
+    const { world, q } = await this.prepare(w, entityListQuery, query, r);
     const page = await this.queryBus.execute(
       new ListEntities(world, { kind: q.kind, locationId: q.locationId, updatedSince: q.updatedSince }, q.limit, cursorIn(q.cursor), q),
     );
@@ -72,36 +84,42 @@ export class QueriesController {
 
   @Get('state')
   @ApiOperation({ summary: 'World state: time, weather, factions' })
-  async state(@Param('worldId') w: string, @Query() query: unknown, @Headers('x-consistency-token') t?: string) {
-    const { world, q } = await this.prepare(w, stateQuery, query, t);
+  async state(@Param('worldId') w: string, @Query() query: unknown, @Req() r: FastifyRequest) {
+    const { world, q } = await this.prepare(w, stateQuery, query, r);
     return this.queryBus.execute(new GetWorldState(world, q));
   }
 
   @Get('narrative')
   @ApiOperation({ summary: 'Plots with their history, and flags' })
-  async narrative(@Param('worldId') w: string, @Query() query: unknown, @Headers('x-consistency-token') t?: string) {
-    const { world, q } = await this.prepare(w, stateQuery, query, t);
+  async narrative(@Param('worldId') w: string, @Query() query: unknown, @Req() r: FastifyRequest) {
+    const { world, q } = await this.prepare(w, stateQuery, query, r);
     return this.queryBus.execute(new GetNarrative(world, q));
   }
 
   @Get('players/:playerId')
   @ApiOperation({ summary: 'A player’s relationships, counters and profile' })
-  async player(@Param('worldId') w: string, @Param('playerId') p: string, @Query() query: unknown, @Headers('x-consistency-token') t?: string) {
-    const { world, q } = await this.prepare(w, stateQuery, query, t);
+  async player(@Param('worldId') w: string, @Param('playerId') p: string, @Query() query: unknown, @Req() r: FastifyRequest) {
+    const { world, q } = await this.prepare(w, stateQuery, query, r);
     return this.queryBus.execute(new GetPlayer(world, parseOrThrow(id, p, 'playerId'), q));
   }
 
   @Get('players/:playerId/history')
   @ApiOperation({ summary: 'A player’s actions, newest first' })
-  async history(@Param('worldId') w: string, @Param('playerId') p: string, @Query() query: unknown, @Headers('x-consistency-token') t?: string) {
-    const { world, q } = await this.prepare(w, historyQuery, query, t);
+  @ApiQuery({ name: 'from', required: false, description: 'ISO-8601 time, inclusive' })
+  @ApiQuery({ name: 'to', required: false, description: 'ISO-8601 time, exclusive' })
+  @ApiQuery({ name: 'limit', required: false, type: Number, description: '1–500, default 50' })
+  @ApiQuery({ name: 'cursor', required: false, description: 'nextCursor of the previous page' })
+  async history(@Param('worldId') w: string, @Param('playerId') p: string, @Query() query: unknown, @Req() r: FastifyRequest) {
+    const { world, q } = await this.prepare(w, historyQuery, query, r);
     return this.queryBus.execute(new GetPlayerHistory(world, parseOrThrow(id, p, 'playerId'), { from: q.from, to: q.to }, q.limit, q.cursor, q));
   }
 
   @Get('streams/:streamId/events')
   @ApiOperation({ summary: 'Raw events of one of the world’s streams' })
-  async events(@Param('worldId') w: string, @Param('streamId') s: string, @Query() query: unknown, @Headers('x-consistency-token') t?: string) {
-    const { world, q } = await this.prepare(w, eventsQuery, query, t);
+  @ApiQuery({ name: 'fromRevision', required: false, type: Number })
+  @ApiQuery({ name: 'limit', required: false, type: Number, description: '1–1000, default 100' })
+  async events(@Param('worldId') w: string, @Param('streamId') s: string, @Query() query: unknown, @Req() r: FastifyRequest) {
+    const { world, q } = await this.prepare(w, eventsQuery, query, r);
     return this.queryBus.execute(new GetStreamEvents(world, parseOrThrow(streamIdSchema, s, 'streamId'), q.fromRevision, q.limit, q));
   }
 }
