@@ -72,6 +72,10 @@ describe('commands through HTTP (e2e)', () => {
     await t.request({ method: 'POST', url: `/v1/worlds/${world}/commands`, body: { commandId, type: 'entity.spawn', payload: { entityId, kind: 'npc' } } });
     const reused = await t.request({ method: 'POST', url: `/v1/worlds/${world}/commands`, body: { commandId, type: 'entity.spawn', payload: { entityId, kind: 'item' } } });
     expect(reused.status).toBe(422);
+    expect(reused.body.type).toBe('urn:lorestore:problem:command-id-reused');
+    // Also when the reused id carries a command the domain would refuse anyway.
+    const refusedToo = await t.request({ method: 'POST', url: `/v1/worlds/${world}/commands`, body: { commandId, type: 'entity.move', payload: { entityId: randomUUID(), locationId: randomUUID() } } });
+    expect(refusedToo.body.type).toBe('urn:lorestore:problem:command-id-reused');
   });
 
   it('maps domain refusals: 404 never spawned, 410 despawned, 422 already exists', async () => {

@@ -12,6 +12,7 @@ import {
   type DomainEvent,
 } from '@lorestore/domain';
 import {
+  CommandIdReusedError,
   WrongExpectedVersionError,
   deriveEventId,
   type AppendResult,
@@ -75,8 +76,9 @@ const matches = (expected: ExpectedRevision, actual: bigint | null): boolean => 
 };
 
 /**
- * The one command handler: read the stream, fold, decide, append with the
- * revision the decision was made on. Nothing is written anywhere but the log.
+ * The one command handler: fold the stream (from the cached state when there
+ * is one), decide, append with the revision the decision was made on. Nothing
+ * is written anywhere but the log.
  */
 @CommandHandler(ExecuteCommand)
 export class ExecuteCommandHandler implements ICommandHandler<ExecuteCommand, CommandResponse> {
@@ -103,6 +105,7 @@ export class ExecuteCommandHandler implements ICommandHandler<ExecuteCommand, Co
           this.metrics.commands.inc({ type: command.type, outcome: 'duplicate' });
           return toCommandResponse(prior.result);
         }
+        if (prior) throw new CommandIdReusedError(command.metadata.commandId);
       }
       this.metrics.commands.inc({ type: command.type, outcome: error instanceof DomainRefusal ? 'refused' : error instanceof WrongExpectedVersionError ? 'conflict' : 'error' });
       throw error;
