@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { PostgresEventStore } from '@lorestore/event-store';
+import { EventIdConflictError, PostgresEventStore } from '@lorestore/event-store';
 import { createTestSchema, type TestSchema } from '../support/database';
 
 describe('group commit and cross-instance races (PostgreSQL)', () => {
@@ -40,6 +40,19 @@ describe('group commit and cross-instance races (PostgreSQL)', () => {
     expect(outcomes.slice(0, 10).every((o) => o.status === 'fulfilled')).toBe(true);
     expect(outcomes[10]!.status).toBe('rejected');
     expect(outcomes[11]!.status).toBe('rejected');
+  });
+
+  it('refuses one event id in two streams, whether the copies share a batch or race from two instances', async () => {
+    for (const [first, second] of [[a, a], [a, b]] as const) {
+      const id = randomUUID();
+      const outcomes = await Promise.allSettled([
+        first.appendToStream(`gc-id-${randomUUID()}`, [{ id, type: 'E', data: {} }]),
+        second.appendToStream(`gc-id-${randomUUID()}`, [{ id, type: 'E', data: {} }]),
+      ]);
+      expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(1);
+      const rejected = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+      expect(rejected?.reason).toBeInstanceOf(EventIdConflictError);
+    }
   });
 
   it('appends one commandId once when copies race through two instances', async () => {

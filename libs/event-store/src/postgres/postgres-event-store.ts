@@ -54,7 +54,7 @@ type StoredResult = {
 
 type BatchResponse =
   | { status: 'ok' | 'duplicate'; result: StoredResult }
-  | { status: 'command_reused'; result: StoredResult }
+  | { status: 'command_reused' }
   | { status: 'wrong_expected_version'; current: number | string }
   | { status: 'event_id_conflict' };
 
@@ -141,11 +141,6 @@ export class PostgresEventStore implements EventStore {
     return this.options.pool;
   }
 
-  /** Appends waiting for the next group commit. */
-  get pendingAppends(): number {
-    return this.committer.pending;
-  }
-
   async appendToStream(streamId: string, events: EventData[], options: AppendOptions = {}): Promise<AppendResult> {
     if (events.length === 0) throw new RangeError('appendToStream needs at least one event');
     const expected = options.expectedRevision ?? 'any';
@@ -163,8 +158,12 @@ export class PostgresEventStore implements EventStore {
     try {
       response = await this.committer.submit(request);
     } catch (error) {
-      if ((error as { code?: string }).code === '23505' && /commands_pkey/.test(String((error as Error).message))) {
-        throw new CommandIdReusedError(options.commandId ?? '');
+      // Constraint violations that the batch's own checks cannot see coming (a race with
+      // another instance, or two requests of one batch sharing an id) land here.
+      if ((error as { code?: string }).code === '23505') {
+        const constraint = (error as { constraint?: string }).constraint;
+        if (constraint === 'commands_pkey') throw new CommandIdReusedError(options.commandId ?? '');
+        if (constraint === 'events_event_id') throw new EventIdConflictError(streamId);
       }
       if (isUnavailable(error)) throw new EventStoreUnavailableError(`event store unavailable: ${(error as Error).message}`);
       throw error;
