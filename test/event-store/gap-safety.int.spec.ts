@@ -27,13 +27,13 @@ describe('gap-safe global order (PostgreSQL)', () => {
   const beginSlowAppend = async (streamId: string): Promise<{ client: PoolClient; position: bigint }> => {
     const client = await db.pool.connect();
     await client.query('BEGIN');
-    const { rows } = await client.query<{ r: { result: { position: string } } }>('SELECT r FROM append_batch($1::jsonb) r', [
+    const { rows } = await client.query<{ positions: string[] }>('SELECT positions FROM append_batch($1::jsonb)', [
       JSON.stringify([
         { stream: streamId, world: null, category: 'gap', expected: 'any', commandId: null, commandHash: null,
           events: [{ id: randomUUID(), type: 'Slow', v: 1, data: {}, metadata: {} }] },
       ]),
     ]);
-    return { client, position: BigInt(rows[0]!.r.result.position) };
+    return { client, position: BigInt(rows[0]!.positions[0]!) };
   };
 
   it('does not pass a slow transaction holding a lower position, and delivers it once it commits', async () => {

@@ -52,11 +52,22 @@ type StoredResult = {
   events: { id: string; type: string; revision: number | string; position: number | string; commit: string }[];
 };
 
-type BatchResponse =
-  | { status: 'ok' | 'duplicate'; result: StoredResult }
-  | { status: 'command_reused' }
-  | { status: 'wrong_expected_version'; current: number | string }
-  | { status: 'event_id_conflict' };
+/** One row of append_batch per request (migration 004). */
+type BatchRow = {
+  status: 'ok' | 'same_as' | 'duplicate' | 'command_reused' | 'wrong_expected_version' | 'event_id_conflict';
+  current_revision: string | null;
+  same_as: number | null;
+  first_revision: string | null;
+  positions: string[] | null;
+  tx: string;
+  prior: StoredResult | null;
+};
+
+/** What became of one append of a batch. */
+type BatchOutcome =
+  | { status: 'appended' | 'duplicate'; result: AppendResult }
+  | { status: 'command_reused' | 'event_id_conflict' }
+  | { status: 'wrong_expected_version'; current: bigint };
 
 type EventRow = {
   position: string;
@@ -116,12 +127,12 @@ const isUnavailable = (error: unknown): boolean => {
  * remembers what each commandId got. See migrations/001_event_store.sql.
  */
 export class PostgresEventStore implements EventStore {
-  private readonly committer: MicroBatcher<BatchRequest, BatchResponse>;
+  private readonly committer: MicroBatcher<BatchRequest, BatchOutcome>;
   private readonly reader: MicroBatcher<{ streamId: string; from: bigint }, RecordedEvent[]>;
   private readonly subscriptions = new Set<PostgresAllSubscription>();
 
   constructor(private readonly options: PostgresEventStoreOptions) {
-    this.committer = new MicroBatcher<BatchRequest, BatchResponse>(
+    this.committer = new MicroBatcher<BatchRequest, BatchOutcome>(
       (batch) => this.writeBatch(batch),
       { maxConcurrentBatches: 2, maxBatchSize: 256, ...options.groupCommit },
       options.onBatch,
@@ -154,7 +165,7 @@ export class PostgresEventStore implements EventStore {
       commandHash: options.commandHash ?? null,
       events: events.map((e) => ({ id: e.id, type: e.type, v: e.schemaVersion ?? 1, data: e.data, metadata: e.metadata ?? {} })),
     };
-    let response: BatchResponse;
+    let response: BatchOutcome;
     try {
       response = await this.committer.submit(request);
     } catch (error) {
@@ -169,28 +180,51 @@ export class PostgresEventStore implements EventStore {
       throw error;
     }
     switch (response.status) {
-      case 'ok':
-        return toAppendResult(response.result, false);
+      case 'appended':
       case 'duplicate':
-        return toAppendResult(response.result, true);
+        return response.result;
       case 'command_reused':
         throw new CommandIdReusedError(options.commandId ?? '');
-      case 'wrong_expected_version': {
-        const current = BigInt(response.current);
-        throw new WrongExpectedVersionError(streamId, expected, current < 0n ? null : current);
-      }
+      case 'wrong_expected_version':
+        throw new WrongExpectedVersionError(streamId, expected, response.current < 0n ? null : response.current);
       case 'event_id_conflict':
         throw new EventIdConflictError(streamId);
     }
   }
 
-  private async writeBatch(batch: BatchRequest[]): Promise<BatchResponse[]> {
-    const { rows } = await this.options.pool.query<{ r: BatchResponse }>('SELECT r FROM append_batch($1::jsonb) AS r', [
-      JSON.stringify(batch),
-    ]);
+  private async writeBatch(batch: BatchRequest[]): Promise<BatchOutcome[]> {
+    const { rows } = await this.options.pool.query<BatchRow>('SELECT * FROM append_batch($1::jsonb)', [JSON.stringify(batch)]);
     if (rows.length !== batch.length) throw new Error(`append_batch answered ${rows.length} results for ${batch.length} requests`);
-    if (rows.some((row) => row.r.status === 'ok')) this.wakeSubscribers();
-    return rows.map((row) => row.r);
+    const appended = (i: number): AppendResult => {
+      const row = rows[i]!;
+      const first = BigInt(row.first_revision!);
+      const commit = BigInt(row.tx);
+      const events = batch[i]!.events.map((e, k) => ({
+        id: e.id,
+        type: e.type,
+        revision: first + BigInt(k),
+        position: { commit, prepare: BigInt(row.positions![k]!) },
+      }));
+      const last = events.at(-1)!;
+      return { streamId: batch[i]!.stream, nextExpectedRevision: last.revision, position: last.position, events, duplicate: false };
+    };
+    const outcomes = rows.map((row, i): BatchOutcome => {
+      switch (row.status) {
+        case 'ok':
+          return { status: 'appended', result: appended(i) };
+        case 'same_as':
+          return { status: 'duplicate', result: { ...appended(row.same_as!), duplicate: true } };
+        case 'duplicate':
+          return { status: 'duplicate', result: toAppendResult(row.prior!, true) };
+        case 'wrong_expected_version':
+          return { status: 'wrong_expected_version', current: BigInt(row.current_revision!) };
+        case 'command_reused':
+        case 'event_id_conflict':
+          return { status: row.status };
+      }
+    });
+    if (outcomes.some((o) => o.status === 'appended')) this.wakeSubscribers();
+    return outcomes;
   }
 
   private notifying = false;
@@ -330,12 +364,29 @@ export class PostgresEventStore implements EventStore {
   }
 
   async commandResult(commandId: string): Promise<{ result: AppendResult; commandHash: string | null } | null> {
-    const { rows } = await this.options.pool.query<{ result: StoredResult; command_hash: string | null }>(
-      'SELECT result, command_hash FROM commands WHERE command_id = $1',
+    const { rows } = await this.options.pool.query<{ command_hash: string | null; result: StoredResult | null } & EventRow>(
+      `SELECT c.command_hash, c.result, ${eventColumns('e')}
+         FROM commands c
+         LEFT JOIN events e ON c.result IS NULL AND e.stream_id = c.stream_id AND e.revision BETWEEN c.first_revision AND c.last_revision
+        WHERE c.command_id = $1
+        ORDER BY e.revision`,
       [commandId],
     );
-    const row = rows[0];
-    return row ? { result: toAppendResult(row.result, true), commandHash: row.command_hash } : null;
+    const first = rows[0];
+    if (!first) return null;
+    if (first.result) return { result: toAppendResult(first.result, true), commandHash: first.command_hash };
+    const events = rows.map(toRecordedEvent);
+    const last = events.at(-1)!;
+    return {
+      result: {
+        streamId: last.streamId,
+        nextExpectedRevision: last.revision,
+        position: last.position,
+        events: events.map((e) => ({ id: e.id, type: e.type, revision: e.revision, position: e.position })),
+        duplicate: true,
+      },
+      commandHash: first.command_hash,
+    };
   }
 
   async listStreams(filter: { worldId: string; category: string; after?: string; limit: number }): Promise<StreamHead[]> {
