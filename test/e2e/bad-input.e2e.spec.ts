@@ -161,6 +161,8 @@ describe('bad input is refused with a problem and changes nothing (e2e)', () => 
       ['entity: atRevision=-1', () => `${w}/entities/${spawnedId}?atRevision=-1`, 400, 'atRevision'],
       ['entity: atRevision and asOf together', () => `${w}/entities/${spawnedId}?atRevision=0&asOf=2026-01-01T00:00:00Z`, 400, 'atRevision'],
       ['entity: asOf not a date', () => `${w}/entities/${spawnedId}?asOf=yesterday`, 400, 'asOf'],
+      ['entity: asOf in the future', () => `${w}/entities/${spawnedId}?asOf=2999-01-01T00:00:00Z`, 400, 'asOf'],
+      ['stream events: asOf in the future', () => `${w}/streams/entity-${world}-${spawnedId}/events?asOf=2999-01-01T00:00:00Z`, 400, 'asOf'],
       ['entity: atRevision beyond head', () => `${w}/entities/${spawnedId}?atRevision=99`, 404, undefined],
       ['entity: an unknown query param', () => `${w}/entities/${spawnedId}?colour=red`, 400, undefined],
       ['entity: never spawned', () => `${w}/entities/${randomUUID()}`, 404, undefined],

@@ -7,7 +7,11 @@ const nonNegative = z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 export const pointInTimeShape = {
   atRevision: nonNegative.optional(),
   atPosition: nonNegative.optional(),
-  asOf: z.iso.datetime({ offset: true, message: 'must be an ISO-8601 date-time with a time zone' }).optional(),
+  asOf: z.iso
+    .datetime({ offset: true, message: 'must be an ISO-8601 date-time with a time zone' })
+    // A second of grace for clocks that differ a little.
+    .refine((t) => Date.parse(t) <= Date.now() + 1000, 'is in the future')
+    .optional(),
   minPosition: nonNegative.optional(),
 };
 

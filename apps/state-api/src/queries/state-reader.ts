@@ -23,9 +23,6 @@ export class StateReader {
 
   async load<S>(aggregate: AggregateName, streamId: string, at: PointInTime): Promise<LoadedState<S>> {
     const events = await this.store.readStream(streamId, { until: toUntil(at) });
-    if (at.asOf !== undefined && Date.parse(at.asOf) > Date.now() + 1000) {
-      throw new Problem(400, 'validation', 'Invalid request', 'asOf is in the future', { errors: [{ path: 'asOf', message: 'is in the future' }] });
-    }
     if (at.atRevision !== undefined && (events.at(-1)?.revision ?? -1n) < BigInt(at.atRevision)) {
       throw new Problem(404, 'revision-not-found', 'Revision not found', `stream ${streamId} has no revision ${at.atRevision}`, {
         streamId,
