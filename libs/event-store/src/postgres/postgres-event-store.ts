@@ -364,29 +364,12 @@ export class PostgresEventStore implements EventStore {
   }
 
   async commandResult(commandId: string): Promise<{ result: AppendResult; commandHash: string | null } | null> {
-    const { rows } = await this.options.pool.query<{ command_hash: string | null; result: StoredResult | null } & EventRow>(
-      `SELECT c.command_hash, c.result, ${eventColumns('e')}
-         FROM commands c
-         LEFT JOIN events e ON c.result IS NULL AND e.stream_id = c.stream_id AND e.revision BETWEEN c.first_revision AND c.last_revision
-        WHERE c.command_id = $1
-        ORDER BY e.revision`,
+    const { rows } = await this.options.pool.query<{ command_hash: string | null; result: StoredResult }>(
+      `SELECT command_hash, appended_result(stream_id, first_revision, last_revision) AS result FROM commands WHERE command_id = $1`,
       [commandId],
     );
-    const first = rows[0];
-    if (!first) return null;
-    if (first.result) return { result: toAppendResult(first.result, true), commandHash: first.command_hash };
-    const events = rows.map(toRecordedEvent);
-    const last = events.at(-1)!;
-    return {
-      result: {
-        streamId: last.streamId,
-        nextExpectedRevision: last.revision,
-        position: last.position,
-        events: events.map((e) => ({ id: e.id, type: e.type, revision: e.revision, position: e.position })),
-        duplicate: true,
-      },
-      commandHash: first.command_hash,
-    };
+    const row = rows[0];
+    return row ? { result: toAppendResult(row.result, true), commandHash: row.command_hash } : null;
   }
 
   async listStreams(filter: { worldId: string; category: string; after?: string; limit: number }): Promise<StreamHead[]> {
