@@ -1,5 +1,5 @@
 import path from 'node:path';
-import type { Pool, PoolClient } from 'pg';
+import type { Pool } from 'pg';
 import { loadMigrations, migrate } from '@lorestore/infra';
 import { CommandIdReusedError, EventIdConflictError, EventStoreUnavailableError, WrongExpectedVersionError } from '../errors';
 import {
@@ -52,7 +52,7 @@ type StoredResult = {
   events: { id: string; type: string; revision: number | string; position: number | string; commit: string }[];
 };
 
-/** One row of append_batch per request (migration 004). */
+/** One row of append_batch per request (migrations/001_event_store.sql). */
 type BatchRow = {
   status: 'ok' | 'same_as' | 'duplicate' | 'command_reused' | 'wrong_expected_version' | 'event_id_conflict';
   current_revision: string | null;
@@ -86,7 +86,7 @@ const eventColumns = (t: string) =>
   `${t}.position, ${t}.transaction_id::text AS transaction_id, ${t}.stream_id, ${t}.revision, ${t}.event_id, ${t}.type, ${t}.schema_version, ${t}.data, ${t}.metadata, ${t}.created_at`;
 const EVENT_COLUMNS = eventColumns('events');
 
-export const toRecordedEvent = (row: EventRow): RecordedEvent => ({
+const toRecordedEvent = (row: EventRow): RecordedEvent => ({
   streamId: row.stream_id,
   revision: BigInt(row.revision),
   position: { commit: BigInt(row.transaction_id), prepare: BigInt(row.position) },
@@ -309,7 +309,7 @@ export class PostgresEventStore implements EventStore {
 
   async readAll(options: ReadAllOptions = {}): Promise<RecordedEvent[]> {
     const from = options.fromPosition ?? START;
-    return this.readFeed(this.options.pool, from === START ? null : from, true, options.maxCount ?? 1000);
+    return this.readFeed(from === START ? null : from, true, options.maxCount ?? 1000);
   }
 
   /**
@@ -318,11 +318,11 @@ export class PostgresEventStore implements EventStore {
    * order. A transaction that holds a low position and commits late is still
    * "running" until then, so nothing after it is passed over.
    */
-  async readFeed(client: Pool | PoolClient, from: Position | null, inclusive: boolean, maxCount: number): Promise<RecordedEvent[]> {
+  async readFeed(from: Position | null, inclusive: boolean, maxCount: number): Promise<RecordedEvent[]> {
     const after = from
       ? `AND (transaction_id, position) ${inclusive ? '>=' : '>'} ($1::text::xid8, $2::bigint)`
       : 'AND $1::text IS NULL AND $2::bigint IS NULL';
-    const { rows } = await client.query<EventRow>(
+    const { rows } = await this.options.pool.query<EventRow>(
       `SELECT ${EVENT_COLUMNS} FROM events
         WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot()) ${after}
         ORDER BY transaction_id, position

@@ -44,7 +44,7 @@ export class PostgresAllSubscription implements AllSubscription {
             started = true;
           }
           await this.ensureListening();
-          const batch = await this.store.readFeed(this.store.pool, position, false, this.options.batchSize);
+          const batch = await this.store.readFeed(position, false, this.options.batchSize);
           backoff = 100;
           for (const event of batch) {
             if (this.closed) return;
