@@ -60,3 +60,25 @@ export const routeCommand = (command: DomainCommand): CommandRoute => {
     }
   }
 };
+
+const UUID_LENGTH = 36;
+
+/** The inverse of `streamIds`: a stream's aggregate, world and (for entities and players) id; undefined for anything else. */
+export const parseStreamId = (streamId: string): { aggregate: AggregateName; worldId: string; id: string } | undefined => {
+  const dash = streamId.indexOf('-');
+  if (dash < 0) return undefined;
+  const category = streamId.slice(0, dash);
+  const rest = streamId.slice(dash + 1);
+  switch (category) {
+    case 'world':
+    case 'narrative':
+      return rest ? { aggregate: category, worldId: rest, id: rest } : undefined;
+    case 'entity':
+    case 'player': {
+      if (rest.length < UUID_LENGTH + 2 || rest[rest.length - UUID_LENGTH - 1] !== '-') return undefined;
+      return { aggregate: category, worldId: rest.slice(0, -UUID_LENGTH - 1), id: rest.slice(-UUID_LENGTH) };
+    }
+    default:
+      return undefined;
+  }
+};

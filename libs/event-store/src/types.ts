@@ -81,6 +81,8 @@ export type SubscribeToAllOptions = {
 };
 
 export interface AllSubscription extends AsyncIterable<RecordedEvent> {
+  /** The same events grouped as they were read, for consumers that work a batch at a time (projections). */
+  batches(): AsyncIterable<RecordedEvent[]>;
   unsubscribe(): Promise<void>;
 }
 

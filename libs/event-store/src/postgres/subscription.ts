@@ -32,32 +32,39 @@ export class PostgresAllSubscription implements AllSubscription {
   ) {}
 
   async *[Symbol.asyncIterator](): AsyncIterator<RecordedEvent> {
+    for await (const batch of this.batches()) yield* batch;
+  }
+
+  /** The same feed a read at a time: what one gap-safe read returned, never empty. */
+  async *batches(): AsyncGenerator<RecordedEvent[]> {
     let position: Position | null = null;
     const from = this.options.fromPosition;
     let backoff = 100;
     let started = false;
     try {
       while (!this.closed) {
+        let batch: RecordedEvent[];
         try {
           if (!started) {
             position = from === END ? await this.store.headPosition() : from === START ? null : from;
             started = true;
           }
           await this.ensureListening();
-          const batch = await this.store.readFeed(position, false, this.options.batchSize);
+          batch = await this.store.readFeed(position, false, this.options.batchSize);
           backoff = 100;
-          for (const event of batch) {
-            if (this.closed) return;
-            position = event.position;
-            yield event;
-          }
-          if (batch.length < this.options.batchSize) await this.sleep(this.options.pollIntervalMs);
         } catch {
           if (this.closed) return;
           this.dropListener();
           await this.sleep(backoff);
           backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+          continue;
         }
+        if (batch.length > 0) {
+          position = batch.at(-1)!.position;
+          if (this.closed) return;
+          yield batch;
+        }
+        if (batch.length < this.options.batchSize) await this.sleep(this.options.pollIntervalMs);
       }
     } finally {
       await this.unsubscribe();

@@ -1,0 +1,68 @@
+import type { Doc, DocTable } from '../projections';
+import { hotKey, type HotDoc, type HotStateStore } from './hot-state';
+
+type Entry = HotDoc & { expiresAt: number };
+
+/**
+ * The in-process hot store of the embedded default: the same contract as
+ * Redis (revision guard, TTL) in a bounded map, least recently used out first.
+ */
+export class MemoryHotState implements HotStateStore {
+  readonly kind = 'memory' as const;
+  private readonly entries = new Map<string, Entry>();
+
+  constructor(
+    private readonly options: { ttlSeconds: number; maxEntries: number; now?: () => number },
+  ) {}
+
+  private now(): number {
+    return this.options.now ? this.options.now() : Date.now();
+  }
+
+  async get(table: DocTable, worldId: string, id: string): Promise<HotDoc | null> {
+    const key = hotKey(table, worldId, id);
+    const entry = this.entries.get(key);
+    if (!entry) return null;
+    if (entry.expiresAt <= this.now()) {
+      this.entries.delete(key);
+      return null;
+    }
+    // Map order is insertion order: re-inserting marks it most recently used.
+    this.entries.delete(key);
+    this.entries.set(key, entry);
+    return { revision: entry.revision, position: entry.position, state: structuredClone(entry.state), updatedAt: entry.updatedAt };
+  }
+
+  async put(docs: readonly Doc[]): Promise<void> {
+    const now = this.now();
+    for (const doc of docs) {
+      const key = hotKey(doc.table, doc.worldId, doc.id);
+      const stored = this.entries.get(key);
+      if (stored && stored.expiresAt > now && stored.revision >= doc.revision) continue;
+      this.entries.delete(key);
+      this.entries.set(key, {
+        revision: doc.revision,
+        position: doc.position,
+        state: structuredClone(doc.state),
+        updatedAt: doc.updatedAt,
+        expiresAt: now + this.options.ttlSeconds * 1000,
+      });
+    }
+    while (this.entries.size > this.options.maxEntries) {
+      const oldest = this.entries.keys().next().value as string;
+      this.entries.delete(oldest);
+    }
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  async ping(): Promise<void> {}
+
+  onPossibleLoss(): void {}
+
+  async close(): Promise<void> {
+    this.entries.clear();
+  }
+}

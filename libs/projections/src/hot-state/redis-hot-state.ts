@@ -1,0 +1,137 @@
+import Redis, { Cluster, type ClusterOptions, type RedisOptions } from 'ioredis';
+import type { Doc, DocTable } from '../projections';
+import { hotKey, type HotDoc, type HotStateStore } from './hot-state';
+
+/**
+ * The one write path into Redis: apply a document only if its revision is
+ * newer than the stored one, then (re)set the TTL. Atomic on the server, so
+ * two writers racing (the projector and a reader filling a miss) end with the
+ * newer document whatever the order they arrive in.
+ * KEYS[1] document key; ARGV: revision, position, updatedAt, state JSON, ttl seconds.
+ */
+const PUT_IF_NEWER = `
+local stored = redis.call('HGET', KEYS[1], 'revision')
+if stored and tonumber(stored) >= tonumber(ARGV[1]) then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'revision', ARGV[1], 'position', ARGV[2], 'updatedAt', ARGV[3], 'doc', ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return 1
+`;
+
+type Client = (Redis | Cluster) & {
+  lorestorePutIfNewer(key: string, revision: string, position: string, updatedAt: string, doc: string, ttl: number): Promise<number>;
+};
+
+export type RedisHotStateOptions = {
+  /** One node: `redis://host:port/db`. */
+  url?: string;
+  /** A Cluster: seed nodes `host:port`. */
+  clusterNodes?: { host: string; port: number }[];
+  ttlSeconds: number;
+  /** Prepended to every key (after ioredis' keyPrefix rules), so deployments can share a server. */
+  keyPrefix?: string;
+  connectTimeoutMs: number;
+  commandTimeoutMs: number;
+};
+
+/** Hot state in Redis, one node or a Cluster, through ioredis. */
+export class RedisHotState implements HotStateStore {
+  readonly kind: 'redis' | 'redis-cluster';
+  private readonly client: Client;
+  private readonly lossListeners: (() => void)[] = [];
+
+  constructor(private readonly options: RedisHotStateOptions) {
+    const common: RedisOptions = {
+      keyPrefix: options.keyPrefix ?? '',
+      connectTimeout: options.connectTimeoutMs,
+      commandTimeout: options.commandTimeoutMs,
+      maxRetriesPerRequest: 2,
+      enableAutoPipelining: true,
+    };
+    if (options.clusterNodes && options.clusterNodes.length > 0) {
+      const clusterOptions: ClusterOptions = {
+        redisOptions: common,
+        keyPrefix: options.keyPrefix ?? '',
+        enableAutoPipelining: true,
+        // Reads go to primaries: a replica may be behind, and hot state must not go backwards.
+        scaleReads: 'master',
+        retryDelayOnFailover: 100,
+        retryDelayOnClusterDown: 100,
+        retryDelayOnTryAgain: 100,
+        slotsRefreshTimeout: options.connectTimeoutMs,
+        maxRedirections: 16,
+      };
+      this.client = new Cluster(options.clusterNodes, clusterOptions) as Client;
+      this.kind = 'redis-cluster';
+      // A node leaving or joining may be a failover: the promoted replica can miss the last writes.
+      this.client.on('-node', () => this.possibleLoss());
+      this.client.on('+node', () => this.possibleLoss());
+    } else if (options.url) {
+      this.client = new Redis(options.url, common) as Client;
+      this.kind = 'redis';
+    } else {
+      throw new Error('RedisHotState needs a url or cluster nodes');
+    }
+    // Without a listener, ioredis prints every connection error; the health check and the callers report them.
+    this.client.on('error', () => undefined);
+    this.client.defineCommand('lorestorePutIfNewer', { numberOfKeys: 1, lua: PUT_IF_NEWER });
+  }
+
+  private lossTimer: NodeJS.Timeout | null = null;
+
+  private possibleLoss(): void {
+    // Topology events come in bursts; one resync after the burst is enough.
+    if (this.lossTimer) clearTimeout(this.lossTimer);
+    this.lossTimer = setTimeout(() => {
+      this.lossTimer = null;
+      for (const listener of this.lossListeners) listener();
+    }, 500);
+    this.lossTimer.unref();
+  }
+
+  onPossibleLoss(listener: () => void): void {
+    this.lossListeners.push(listener);
+  }
+
+  async get(table: DocTable, worldId: string, id: string): Promise<HotDoc | null> {
+    const [revision, position, updatedAt, doc] = await this.client.hmget(hotKey(table, worldId, id), 'revision', 'position', 'updatedAt', 'doc');
+    if (revision === null || position === null || updatedAt === null || doc === null) return null;
+    return { revision: BigInt(revision), position: BigInt(position), updatedAt, state: JSON.parse(doc) };
+  }
+
+  async put(docs: readonly Doc[]): Promise<void> {
+    // Auto-pipelining sends these as one round trip per node.
+    await Promise.all(
+      docs.map((d) =>
+        this.client.lorestorePutIfNewer(
+          hotKey(d.table, d.worldId, d.id),
+          d.revision.toString(),
+          d.position.toString(),
+          d.updatedAt,
+          JSON.stringify(d.state),
+          this.options.ttlSeconds,
+        ),
+      ),
+    );
+  }
+
+  async ping(): Promise<void> {
+    if (this.client instanceof Cluster) {
+      const info = await this.client.cluster('INFO');
+      if (!String(info).includes('cluster_state:ok')) throw new Error('Redis Cluster state is not ok');
+      return;
+    }
+    await this.client.ping();
+  }
+
+  /** The raw client, for tests and benchmarks that inspect keys. */
+  get raw(): Redis | Cluster {
+    return this.client;
+  }
+
+  async close(): Promise<void> {
+    if (this.lossTimer) clearTimeout(this.lossTimer);
+    await this.client.quit().catch(() => this.client.disconnect());
+  }
+}

@@ -1,0 +1,194 @@
+import path from 'node:path';
+import type { Pool, PoolClient } from 'pg';
+import { parseStreamId } from '@lorestore/domain';
+import type { Position } from '@lorestore/event-store';
+import { loadMigrations, migrate } from '@lorestore/infra';
+import { docKey, type BatchChanges, type Doc, type DocTable } from '../projections';
+
+export const READ_MODEL_MIGRATIONS_DIR = path.join(__dirname, 'migrations');
+
+export type Checkpoint = {
+  name: string;
+  position: Position;
+  /** When the last event covered was appended. */
+  eventTime: Date | null;
+  events: bigint;
+  updatedAt: Date;
+};
+
+type DocRow = { world_id: string; id: string; data: unknown; revision: string; position: string; updated_at: Date };
+
+/** Per table, the id column after `world_id` (world-wide documents have none). */
+const ID_COLUMN: Record<DocTable, string | null> = { entities: 'entity_id', world_state: null, narrative_state: null, player_state: 'player_id' };
+
+const STREAM_PREFIX: Record<DocTable, string> = { entities: 'entity', world_state: 'world', narrative_state: 'narrative', player_state: 'player' };
+
+const streamOf = (table: DocTable, worldId: string, id: string) =>
+  table === 'entities' || table === 'player_state' ? `${STREAM_PREFIX[table]}-${worldId}-${id}` : `${STREAM_PREFIX[table]}-${worldId}`;
+
+const toDoc = (table: DocTable, row: DocRow): Doc => ({
+  table,
+  streamId: streamOf(table, row.world_id, row.id),
+  worldId: row.world_id,
+  id: row.id,
+  revision: BigInt(row.revision),
+  position: BigInt(row.position),
+  state: row.data,
+  updatedAt: row.updated_at.toISOString(),
+});
+
+/** Serialises bigint fields for jsonb_to_recordset. */
+const json = (value: unknown) => JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+
+/**
+ * The PostgreSQL side of the projections: documents, history rows and
+ * checkpoints. `commit` writes a batch's rows and every projection's
+ * checkpoint in one transaction, so after a crash a batch is either wholly
+ * there (and not read again) or wholly absent (and read again).
+ */
+export class ReadModelStore {
+  constructor(private readonly pool: Pool) {}
+
+  static async migrate(pool: Pool, schema: string): Promise<string[]> {
+    return migrate(pool, schema, await loadMigrations(READ_MODEL_MIGRATIONS_DIR));
+  }
+
+  async checkpoints(): Promise<Checkpoint[]> {
+    const { rows } = await this.pool.query<{ name: string; commit: string; position: string; event_time: Date | null; events: string; updated_at: Date }>(
+      'SELECT name, commit::text, position, event_time, events, updated_at FROM projection_checkpoints ORDER BY name',
+    );
+    return rows.map((r) => ({
+      name: r.name,
+      position: { commit: BigInt(r.commit), prepare: BigInt(r.position) },
+      eventTime: r.event_time,
+      events: BigInt(r.events),
+      updatedAt: r.updated_at,
+    }));
+  }
+
+  /** The stored documents of these streams, by `docKey`. */
+  async loadDocs(keys: ReadonlyMap<DocTable, readonly string[]>, client: Pool | PoolClient = this.pool): Promise<Map<string, Doc>> {
+    const found = new Map<string, Doc>();
+    await Promise.all(
+      [...keys].map(async ([table, streamIds]) => {
+        const parsed = streamIds.map((s) => parseStreamId(s)).filter((p) => p !== undefined);
+        if (parsed.length === 0) return;
+        for (const doc of await this.queryDocs(table, parsed.map((p) => p.worldId), parsed.map((p) => p.id), client)) {
+          found.set(docKey(table, doc.streamId), doc);
+        }
+      }),
+    );
+    return found;
+  }
+
+  /** One document, or null. */
+  async getDoc(table: DocTable, worldId: string, id: string): Promise<Doc | null> {
+    const [doc] = await this.queryDocs(table, [worldId], [id], this.pool);
+    return doc ?? null;
+  }
+
+  private async queryDocs(table: DocTable, worldIds: string[], ids: string[], client: Pool | PoolClient): Promise<Doc[]> {
+    const idColumn = ID_COLUMN[table];
+    const { rows } = await client.query<DocRow>(
+      `SELECT t.world_id, ${idColumn ? `t.${idColumn}::text` : 't.world_id'} AS id, t.data, t.revision, t.position, t.updated_at
+         FROM unnest($1::text[], $2::text[]) AS k(world_id, id)
+         JOIN ${table} t ON t.world_id = k.world_id${idColumn ? ` AND t.${idColumn} = k.id::uuid` : ''}`,
+      [worldIds, ids],
+    );
+    return rows.map((r) => toDoc(table, r));
+  }
+
+  /**
+   * Writes a batch and moves the named projections' checkpoints to its end,
+   * in one transaction. Rows are written only where they are newer than what
+   * is stored, and a checkpoint only moves forwards, so running a batch twice
+   * (or two projectors racing) changes nothing the second time.
+   */
+  async commit(changes: BatchChanges, projections: readonly string[], eventCount: number): Promise<void> {
+    if (!changes.checkpoint) return;
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const byTable = new Map<DocTable, Doc[]>();
+      for (const doc of changes.docs) {
+        if (!byTable.has(doc.table)) byTable.set(doc.table, []);
+        byTable.get(doc.table)!.push(doc);
+      }
+      for (const [table, docs] of byTable) await this.upsert(client, table, docs);
+      if (changes.history.length > 0) {
+        await client.query(
+          `INSERT INTO player_history (world_id, player_id, at, action, context, revision, position)
+           SELECT r.world_id, r.player_id, r.at, r.action, r.context, r.revision, r.position
+             FROM jsonb_to_recordset($1::jsonb) AS r(world_id text, player_id uuid, at timestamptz, action text, context jsonb, revision bigint, position bigint)
+           ON CONFLICT DO NOTHING`,
+          [json(changes.history.map((h) => ({ world_id: h.worldId, player_id: h.playerId, at: h.at, action: h.action, context: h.context, revision: h.revision, position: h.position })))],
+        );
+      }
+      const { position, time } = changes.checkpoint;
+      await client.query(
+        `INSERT INTO projection_checkpoints AS c (name, commit, position, event_time, events, updated_at)
+         SELECT n, $2::text::xid8, $3, $4, $5, now() FROM unnest($1::text[]) AS n
+         ON CONFLICT (name) DO UPDATE
+           SET commit = excluded.commit, position = excluded.position, event_time = excluded.event_time,
+               events = c.events + excluded.events, updated_at = now()
+         WHERE (c.commit, c.position) < (excluded.commit, excluded.position)`,
+        [projections, position.commit.toString(), position.prepare.toString(), time, eventCount],
+      );
+      await client.query('COMMIT');
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+
+  private async upsert(client: PoolClient, table: DocTable, docs: Doc[]): Promise<void> {
+    const rows = json(docs.map((d) => ({ world_id: d.worldId, id: d.id, data: d.state, revision: d.revision, position: d.position, updated_at: d.updatedAt })));
+    const guard = `WHERE t.revision < excluded.revision`;
+    const set = 'data = excluded.data, revision = excluded.revision, position = excluded.position, updated_at = excluded.updated_at';
+    const source = `jsonb_to_recordset($1::jsonb) AS r(world_id text, id text, data jsonb, revision bigint, position bigint, updated_at timestamptz)`;
+    switch (table) {
+      case 'entities':
+        await client.query(
+          `INSERT INTO entities AS t (world_id, entity_id, stream_id, kind, status, location_id, data, revision, position, updated_at)
+           SELECT r.world_id, r.id::uuid, 'entity-' || r.world_id || '-' || r.id, r.data->>'kind', r.data->>'status',
+                  (r.data->>'locationId')::uuid, r.data, r.revision, r.position, r.updated_at
+             FROM ${source}
+           ON CONFLICT (world_id, entity_id) DO UPDATE
+             SET kind = excluded.kind, status = excluded.status, location_id = excluded.location_id, ${set} ${guard}`,
+          [rows],
+        );
+        return;
+      case 'player_state':
+        await client.query(
+          `INSERT INTO player_state AS t (world_id, player_id, data, revision, position, updated_at)
+           SELECT r.world_id, r.id::uuid, r.data, r.revision, r.position, r.updated_at FROM ${source}
+           ON CONFLICT (world_id, player_id) DO UPDATE SET ${set} ${guard}`,
+          [rows],
+        );
+        return;
+      case 'world_state':
+      case 'narrative_state':
+        await client.query(
+          `INSERT INTO ${table} AS t (world_id, data, revision, position, updated_at)
+           SELECT r.world_id, r.data, r.revision, r.position, r.updated_at FROM ${source}
+           ON CONFLICT (world_id) DO UPDATE SET ${set} ${guard}`,
+          [rows],
+        );
+        return;
+    }
+  }
+
+  /** Creates the monthly `player_history` partitions around now that are missing; returns how many. */
+  async ensurePartitions(monthsBack: number, monthsAhead: number): Promise<number> {
+    const { rows } = await this.pool.query<{ n: number }>('SELECT ensure_player_history_partitions($1, $2) AS n', [monthsBack, monthsAhead]);
+    return rows[0]!.n;
+  }
+
+  /** Drops the monthly partitions older than `keepMonths`; returns their names. */
+  async dropOldPartitions(keepMonths: number): Promise<string[]> {
+    const { rows } = await this.pool.query<{ name: string }>('SELECT drop_player_history_partitions($1) AS name', [keepMonths]);
+    return rows.map((r) => r.name);
+  }
+}

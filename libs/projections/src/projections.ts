@@ -1,0 +1,181 @@
+import {
+  deciders,
+  parseStreamId,
+  upcast,
+  type AggregateName,
+  type DomainEvent,
+  type EntityState,
+  type PlayerActionRecorded,
+} from '@lorestore/domain';
+import type { Position, RecordedEvent } from '@lorestore/event-store';
+
+/**
+ * A read-model document: one per stream, the aggregate's state as the domain's
+ * own `evolve` folds it, stamped with the stream revision and global position
+ * of the last event applied. The revision is the guard that makes every sink
+ * idempotent: an event at or below it was applied already.
+ */
+export type Doc = {
+  table: DocTable;
+  streamId: string;
+  worldId: string;
+  /** Entity or player id; the world id for world and narrative documents. */
+  id: string;
+  revision: bigint;
+  position: bigint;
+  state: unknown;
+  updatedAt: string;
+};
+
+export type DocTable = 'entities' | 'world_state' | 'narrative_state' | 'player_state';
+
+/** One row of `player_history`: a recorded action. */
+export type HistoryRow = {
+  worldId: string;
+  playerId: string;
+  at: string;
+  action: string;
+  context: unknown;
+  revision: bigint;
+  position: bigint;
+};
+
+/** A projection that keeps one document per stream of an aggregate. */
+export type DocProjection = {
+  kind: 'doc';
+  name: DocTable;
+  /** Bumped when the fold changes, so a rebuild knows its rows are stale. */
+  version: number;
+  aggregate: AggregateName;
+};
+
+/** A projection that turns some events into rows of their own. */
+export type RowProjection = {
+  kind: 'rows';
+  name: 'player_history';
+  version: number;
+  rows: (event: RecordedEvent) => HistoryRow[];
+};
+
+export type Projection = DocProjection | RowProjection;
+
+export const toDomainEvent = (event: RecordedEvent): DomainEvent =>
+  ({ type: event.type, data: upcast(event.type, event.schemaVersion, event.data) }) as DomainEvent;
+
+const doc = (name: DocTable, aggregate: AggregateName): DocProjection => ({ kind: 'doc', name, version: 1, aggregate });
+
+export const entitiesProjection = doc('entities', 'entity');
+export const worldStateProjection = doc('world_state', 'world');
+export const narrativeStateProjection = doc('narrative_state', 'narrative');
+export const playerStateProjection = doc('player_state', 'player');
+
+export const playerHistoryProjection: RowProjection = {
+  kind: 'rows',
+  name: 'player_history',
+  version: 1,
+  rows: (event) => {
+    if (event.type !== 'PlayerActionRecorded') return [];
+    const stream = parseStreamId(event.streamId);
+    if (stream?.aggregate !== 'player') return [];
+    const data = toDomainEvent(event).data as PlayerActionRecorded['data'];
+    return [
+      { worldId: stream.worldId, playerId: stream.id, at: data.at, action: data.action, context: data.context, revision: event.revision, position: event.position.prepare },
+    ];
+  },
+};
+
+/** Every projection the service runs, in the order their writes are applied. */
+export const ALL_PROJECTIONS: readonly Projection[] = [
+  entitiesProjection,
+  worldStateProjection,
+  narrativeStateProjection,
+  playerStateProjection,
+  playerHistoryProjection,
+];
+
+export const docKey = (table: DocTable, streamId: string) => `${table}|${streamId}`;
+
+/** When a document last changed: the entity's own clock where it keeps one, else the event's append time. */
+const updatedAt = (projection: DocProjection, state: unknown, event: RecordedEvent): string => {
+  if (projection.aggregate === 'entity') {
+    const entity = state as EntityState;
+    if (entity.status !== 'unspawned') return entity.updatedAt;
+  }
+  return event.created.toISOString();
+};
+
+export class ProjectionGapError extends Error {
+  override readonly name = 'ProjectionGapError';
+  constructor(projection: string, streamId: string, expected: bigint, got: bigint) {
+    super(`${projection}: stream ${streamId} needs revision ${expected} next but the feed gave ${got}; rebuild the projection`);
+  }
+}
+
+/** The change one batch of the feed makes to the read models. */
+export type BatchChanges = {
+  /** Documents after the batch, only those it changed. */
+  docs: Doc[];
+  history: HistoryRow[];
+  /** The last event of the batch: every projection's new checkpoint. */
+  checkpoint: { position: Position; time: Date } | null;
+};
+
+/**
+ * The pure core of every projection: given the current documents of the
+ * batch's streams (as the read model holds them) and the batch's events in
+ * feed order, the documents and rows to write. An event at or below a
+ * document's revision was applied before (a redelivery) and changes nothing.
+ */
+export const planBatch = (projections: readonly Projection[], current: ReadonlyMap<string, Doc>, events: readonly RecordedEvent[]): BatchChanges => {
+  const changed = new Map<string, Doc>();
+  const history: HistoryRow[] = [];
+  const docProjections = new Map<AggregateName, DocProjection>();
+  const rowProjections: RowProjection[] = [];
+  for (const p of projections) {
+    if (p.kind === 'doc') docProjections.set(p.aggregate, p);
+    else rowProjections.push(p);
+  }
+  for (const event of events) {
+    for (const rows of rowProjections) history.push(...rows.rows(event));
+    const stream = parseStreamId(event.streamId);
+    const projection = stream && docProjections.get(stream.aggregate);
+    if (!stream || !projection) continue;
+    const key = docKey(projection.name, event.streamId);
+    const before = changed.get(key) ?? current.get(key);
+    if (before && event.revision <= before.revision) continue;
+    const expected = (before?.revision ?? -1n) + 1n;
+    if (event.revision !== expected) {
+      // The feed keeps each stream in order, so this means the read model lost rows it had committed.
+      throw new ProjectionGapError(projection.name, event.streamId, expected, event.revision);
+    }
+    const decider = deciders[projection.aggregate];
+    const state = decider.evolve(before ? before.state : decider.initialState(), toDomainEvent(event));
+    changed.set(key, {
+      table: projection.name,
+      streamId: event.streamId,
+      worldId: stream.worldId,
+      id: stream.id,
+      revision: event.revision,
+      position: event.position.prepare,
+      state,
+      updatedAt: updatedAt(projection, state, event),
+    });
+  }
+  const last = events.at(-1);
+  return { docs: [...changed.values()], history, checkpoint: last ? { position: last.position, time: last.created } : null };
+};
+
+/** The documents and rows that `planBatch` needs loaded before it runs: one key per projected stream. */
+export const docKeysOf = (projections: readonly Projection[], events: readonly RecordedEvent[]): Map<DocTable, string[]> => {
+  const byAggregate = new Map<AggregateName, DocTable>();
+  for (const p of projections) if (p.kind === 'doc') byAggregate.set(p.aggregate, p.name);
+  const keys = new Map<DocTable, Set<string>>();
+  for (const event of events) {
+    const stream = parseStreamId(event.streamId);
+    const table = stream && byAggregate.get(stream.aggregate);
+    if (!table) continue;
+    if (!keys.has(table)) keys.set(table, new Set());
+    keys.get(table)!.add(event.streamId);
+  }
+  return new Map([...keys].map(([table, ids]) => [table, [...ids]]));
+};

@@ -1,0 +1,280 @@
+import type { Pool, PoolClient } from 'pg';
+import { START, comparePositions, type EventStore, type Position, type RecordedEvent } from '@lorestore/event-store';
+import type { HotStateStore } from './hot-state/hot-state';
+import type { ReadModelStore } from './postgres/read-model-store';
+import { ALL_PROJECTIONS, docKey, docKeysOf, planBatch, type BatchChanges, type Doc, type DocTable, type Projection } from './projections';
+
+export type RunnerLogger = { info(msg: string): void; warn(msg: string): void; error(msg: string): void };
+
+export type ProjectionRunnerOptions = {
+  store: EventStore;
+  /** For the leadership lock: one connection held while this runner leads. */
+  pool: Pool;
+  readModels: ReadModelStore;
+  hot: HotStateStore;
+  projections?: readonly Projection[];
+  /** Events per feed read, and so at most per transaction. */
+  batchSize: number;
+  /** Names the advisory lock that lets one runner per schema lead; the others wait. */
+  lockName: string;
+  partitions: { monthsBack: number; monthsAhead: number; retentionMonths: number | null };
+  /** Documents kept in memory between batches, so a busy stream is not read back from PostgreSQL each time. */
+  docCacheSize?: number;
+  /** How long written documents are remembered, to be written again if the hot store may have lost them. */
+  resyncWindowMs?: number;
+  onBatch?: (info: { events: number; docs: number; history: number; ms: number; position: Position }) => void;
+  logger?: RunnerLogger;
+};
+
+const PARTITION_MAINTENANCE_MS = 6 * 60 * 60 * 1000;
+const MAX_BACKOFF_MS = 5000;
+
+const silent: RunnerLogger = { info: () => undefined, warn: () => undefined, error: () => undefined };
+
+/**
+ * Runs projections from the global feed: read a batch after the checkpoint,
+ * fold it into documents and rows (`planBatch`, pure), write the hot store,
+ * then commit the rows and the checkpoint in one PostgreSQL transaction.
+ * The hot store is written first, so it is never behind a committed
+ * checkpoint; a crash between the two replays the batch, which the revision
+ * guards turn into no-ops. One runner per schema leads (advisory lock); any
+ * other waits and takes over if the leader's connection goes.
+ */
+export class ProjectionRunner {
+  private readonly projections: readonly Projection[];
+  private readonly logger: RunnerLogger;
+  private stopped = false;
+  private loop: Promise<void> | null = null;
+  private lockClient: PoolClient | null = null;
+  private lockLost = false;
+  private wakeSleep: (() => void) | null = null;
+  private subscription: { unsubscribe(): Promise<void> } | null = null;
+  private readonly checkpoints = new Map<string, Position | null>();
+  private readonly docCache = new Map<string, Doc>();
+  private readonly recent = new Map<string, { doc: Doc; at: number }>();
+  private readonly listeners: ((position: Position) => void)[] = [];
+  private lastPosition: Position | null = null;
+  private partitionsCheckedAt = 0;
+  private resyncing: Promise<void> = Promise.resolve();
+
+  constructor(private readonly options: ProjectionRunnerOptions) {
+    this.projections = options.projections ?? ALL_PROJECTIONS;
+    this.logger = options.logger ?? silent;
+    // Guarded writes cannot undo newer ones, so the resync may run beside the batches.
+    options.hot.onPossibleLoss(() => {
+      this.resyncing = this.resyncing.then(() => this.resync()).catch((error: unknown) => this.logger.error(`projector: resync failed: ${String(error)}`));
+    });
+  }
+
+  get isLeader(): boolean {
+    return this.lockClient !== null && !this.lockLost;
+  }
+
+  /** The position every projection of this runner has committed, as far as this process knows. */
+  get position(): Position | null {
+    return this.lastPosition;
+  }
+
+  get names(): string[] {
+    return this.projections.map((p) => p.name);
+  }
+
+  /** Called after each committed batch with the new checkpoint. */
+  onCommitted(listener: (position: Position) => void): void {
+    this.listeners.push(listener);
+  }
+
+  start(): void {
+    if (this.loop) return;
+    this.loop = this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.wakeSleep?.();
+    await this.subscription?.unsubscribe().catch(() => undefined);
+    await this.loop;
+    this.loop = null;
+  }
+
+  private async run(): Promise<void> {
+    let backoff = 100;
+    while (!this.stopped) {
+      try {
+        if (!(await this.lead())) {
+          await this.sleep(1000);
+          continue;
+        }
+        await this.maintainPartitions();
+        await this.follow();
+        backoff = 100;
+      } catch (error) {
+        if (this.stopped) break;
+        this.logger.warn(`projector: ${(error as Error).message}; retrying in ${backoff} ms`);
+        this.docCache.clear();
+        await this.sleep(backoff);
+        backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+      } finally {
+        if (this.lockLost || this.stopped) this.releaseLead();
+      }
+    }
+    this.releaseLead();
+  }
+
+  /** Takes or keeps the advisory lock; false while another runner holds it. */
+  private async lead(): Promise<boolean> {
+    if (this.lockClient && !this.lockLost) return true;
+    this.releaseLead();
+    const client = await this.options.pool.connect();
+    try {
+      const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtext($1)) AS ok', [this.options.lockName]);
+      if (!rows[0]!.ok) {
+        client.release();
+        return false;
+      }
+    } catch (error) {
+      client.release(true);
+      throw error;
+    }
+    this.lockLost = false;
+    client.on('error', () => {
+      this.lockLost = true;
+      void this.subscription?.unsubscribe();
+    });
+    this.lockClient = client;
+    this.docCache.clear();
+    this.logger.info(`projector: leading ${this.names.join(', ')}`);
+    return true;
+  }
+
+  private releaseLead(): void {
+    const client = this.lockClient;
+    this.lockClient = null;
+    // Destroying the connection releases the session lock, also when the connection is already broken.
+    client?.release(true);
+  }
+
+  private async maintainPartitions(): Promise<void> {
+    if (!this.projections.some((p) => p.name === 'player_history')) return;
+    if (Date.now() - this.partitionsCheckedAt < PARTITION_MAINTENANCE_MS) return;
+    const { monthsBack, monthsAhead, retentionMonths } = this.options.partitions;
+    const created = await this.options.readModels.ensurePartitions(monthsBack, monthsAhead);
+    if (created > 0) this.logger.info(`projector: created ${created} player_history partition(s)`);
+    if (retentionMonths !== null) {
+      const dropped = await this.options.readModels.dropOldPartitions(retentionMonths);
+      if (dropped.length > 0) this.logger.info(`projector: dropped player_history partitions ${dropped.join(', ')} (retention ${retentionMonths} months)`);
+    }
+    this.partitionsCheckedAt = Date.now();
+  }
+
+  private async follow(): Promise<void> {
+    const stored = new Map((await this.options.readModels.checkpoints()).map((c) => [c.name, c.position]));
+    for (const p of this.projections) this.checkpoints.set(p.name, stored.get(p.name) ?? null);
+    const positions = [...this.checkpoints.values()];
+    const from = positions.some((p) => p === null) ? null : positions.reduce((a, b) => (comparePositions(a!, b!) <= 0 ? a : b));
+    this.lastPosition = positions.every((p) => p !== null) && positions.length > 0 ? from : null;
+    const subscription = this.options.store.subscribeToAll({ fromPosition: from ?? START, batchSize: this.options.batchSize });
+    this.subscription = subscription;
+    try {
+      for await (const batch of subscription.batches()) {
+        if (this.stopped || this.lockLost) break;
+        await this.process(batch);
+        if (Date.now() - this.partitionsCheckedAt >= PARTITION_MAINTENANCE_MS) await this.maintainPartitions();
+      }
+    } finally {
+      this.subscription = null;
+      await subscription.unsubscribe();
+    }
+  }
+
+  private async process(events: RecordedEvent[]): Promise<void> {
+    const started = performance.now();
+    const keys = docKeysOf(this.projections, events);
+    const current = new Map<string, Doc>();
+    const missing = new Map<DocTable, string[]>();
+    for (const [table, streamIds] of keys) {
+      for (const streamId of streamIds) {
+        const cached = this.docCache.get(docKey(table, streamId));
+        if (cached) current.set(docKey(table, streamId), cached);
+        else {
+          if (!missing.has(table)) missing.set(table, []);
+          missing.get(table)!.push(streamId);
+        }
+      }
+    }
+    if (missing.size > 0) for (const [key, doc] of await this.options.readModels.loadDocs(missing)) current.set(key, doc);
+
+    const changes: BatchChanges = { docs: [], history: [], checkpoint: null };
+    for (const projection of this.projections) {
+      const after = this.checkpoints.get(projection.name) ?? null;
+      const mine = after === null ? events : events.filter((e) => comparePositions(e.position, after) > 0);
+      if (mine.length === 0) continue;
+      const planned = planBatch([projection], current, mine);
+      changes.docs.push(...planned.docs);
+      changes.history.push(...planned.history);
+    }
+    const last = events.at(-1)!;
+    changes.checkpoint = { position: last.position, time: last.created };
+
+    await this.putHot(changes.docs);
+    await this.options.readModels.commit(changes, this.names, events.length);
+
+    for (const doc of changes.docs) this.remember(doc);
+    for (const name of this.names) this.checkpoints.set(name, last.position);
+    this.lastPosition = last.position;
+    this.options.onBatch?.({ events: events.length, docs: changes.docs.length, history: changes.history.length, ms: performance.now() - started, position: last.position });
+    for (const listener of this.listeners) listener(last.position);
+  }
+
+  /** The hot store must hold a batch before its checkpoint commits: retry until it does (or we stop). */
+  private async putHot(docs: Doc[]): Promise<void> {
+    if (docs.length === 0) return;
+    let backoff = 100;
+    for (;;) {
+      try {
+        await this.options.hot.put(docs);
+        return;
+      } catch (error) {
+        if (this.stopped || this.lockLost) throw error;
+        this.logger.warn(`projector: hot store write failed (${(error as Error).message}); retrying in ${backoff} ms`);
+        await this.sleep(backoff);
+        backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+      }
+    }
+  }
+
+  private remember(doc: Doc): void {
+    const key = docKey(doc.table, doc.streamId);
+    const limit = this.options.docCacheSize ?? 100_000;
+    this.docCache.delete(key);
+    this.docCache.set(key, doc);
+    if (this.docCache.size > limit) this.docCache.delete(this.docCache.keys().next().value as string);
+    const now = Date.now();
+    this.recent.delete(key);
+    this.recent.set(key, { doc, at: now });
+    const window = this.options.resyncWindowMs ?? 60_000;
+    for (const [k, entry] of this.recent) {
+      if (now - entry.at <= window && this.recent.size <= limit) break;
+      this.recent.delete(k);
+    }
+  }
+
+  /** Writes the recently written documents again (guarded: only where the hot store lost them). */
+  private async resync(): Promise<void> {
+    const docs = [...this.recent.values()].map((e) => e.doc);
+    if (docs.length === 0) return;
+    this.logger.warn(`projector: the hot store may have lost writes (topology change); writing ${docs.length} recent documents again`);
+    for (let i = 0; i < docs.length; i += 1000) await this.putHot(docs.slice(i, i + 1000));
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wakeSleep = done;
+    });
+  }
+}
