@@ -1,9 +1,10 @@
 import { mkdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import Redis from 'ioredis';
 import { Client } from 'pg';
 import { startEmbeddedPostgres, type RunningEmbeddedPostgres } from '../../libs/infra/src/postgres/embedded';
-import { REQUIRE_SERVICES, START_POSTGRES_HINT } from './services';
+import { REQUIRE_SERVICES, START_POSTGRES_HINT, START_REDIS_HINT } from './services';
 
 declare global {
   var __LORESTORE_EMBEDDED_PG__: RunningEmbeddedPostgres | undefined;
@@ -22,7 +23,40 @@ const reachable = async (url: string): Promise<string | null> => {
   }
 };
 
+const redisReachable = async (url: string): Promise<string | null> => {
+  const client = new Redis(url, { lazyConnect: true, connectTimeout: 2000, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    await client.ping();
+    return null;
+  } catch (error) {
+    return error instanceof Error ? error.message : String(error);
+  } finally {
+    client.disconnect();
+  }
+};
+
+/** Redis: REDIS_URL, else the default local server; missing, its suites are skipped (or, in CI, the run fails). */
+const setUpRedis = async (): Promise<void> => {
+  const url = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
+  const problem = await redisReachable(url);
+  if (!problem) {
+    process.env.LORESTORE_TEST_REDIS_URL = url;
+    console.log(`[lorestore tests] Redis: ${url}`);
+    return;
+  }
+  if (REQUIRE_SERVICES) throw new Error(`Redis at ${url} is unreachable (${problem}) and LORESTORE_REQUIRE_SERVICES=1; ${START_REDIS_HINT}`);
+  process.env.LORESTORE_TEST_REDIS_SKIPPED = `Redis unreachable at ${url} (${problem}); ${START_REDIS_HINT}`;
+  console.warn(`[lorestore tests] ${process.env.LORESTORE_TEST_REDIS_SKIPPED}. Redis suites are skipped.`);
+};
+
 export default async function globalSetup(): Promise<void> {
+  await setUpRedis();
+  await setUpPostgres();
+}
+
+async function setUpPostgres(): Promise<void> {
   const url = process.env.DATABASE_URL;
   if (url) {
     const problem = await reachable(url);

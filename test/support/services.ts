@@ -16,3 +16,15 @@ export const testDatabaseUrl = (): string => {
 
 export const START_POSTGRES_HINT =
   "start it with: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start, or unset DATABASE_URL to use the embedded server";
+
+/** The Redis the suites use (REDIS_URL, or the default local one), or undefined when global-setup found none. */
+export const testRedisUrl = (): string | undefined => process.env.LORESTORE_TEST_REDIS_URL || undefined;
+
+export const START_REDIS_HINT = 'start it with: redis-server --daemonize yes --port 6379 --save "" --appendonly no, or set REDIS_URL';
+
+/** `describe` for suites that need Redis: skipped, with the reason in the title, when there is none (never under LORESTORE_REQUIRE_SERVICES). */
+export const describeWithRedis = (title: string, body: (redisUrl: string) => void): void => {
+  const url = testRedisUrl();
+  if (url) describe(title, () => body(url));
+  else describe.skip(`${title} (skipped: ${process.env.LORESTORE_TEST_REDIS_SKIPPED ?? 'no Redis'})`, () => body(''));
+};

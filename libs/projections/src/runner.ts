@@ -178,7 +178,7 @@ export class ProjectionRunner {
     try {
       for await (const batch of subscription.batches()) {
         if (this.stopped || this.lockLost) break;
-        await this.process(batch);
+        await this.apply(batch);
         if (Date.now() - this.partitionsCheckedAt >= PARTITION_MAINTENANCE_MS) await this.maintainPartitions();
       }
     } finally {
@@ -187,7 +187,13 @@ export class ProjectionRunner {
     }
   }
 
-  private async process(events: RecordedEvent[]): Promise<void> {
+  /**
+   * One batch, start to end: load the documents it touches, plan, write the
+   * hot store, commit rows and checkpoints. Public for tests that deliver
+   * batches themselves (redelivery, reordering).
+   */
+  async apply(events: RecordedEvent[]): Promise<void> {
+    if (events.length === 0) return;
     const started = performance.now();
     const keys = docKeysOf(this.projections, events);
     const current = new Map<string, Doc>();

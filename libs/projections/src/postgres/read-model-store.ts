@@ -109,8 +109,15 @@ export class ReadModelStore {
     const client = await this.pool.connect();
     try {
       await client.query('BEGIN');
-      const byTable = new Map<DocTable, Doc[]>();
+      // One row per document (the newest), as one INSERT … ON CONFLICT may touch a row only once.
+      const newest = new Map<string, Doc>();
       for (const doc of changes.docs) {
+        const key = docKey(doc.table, doc.streamId);
+        const seen = newest.get(key);
+        if (!seen || seen.revision < doc.revision) newest.set(key, doc);
+      }
+      const byTable = new Map<DocTable, Doc[]>();
+      for (const doc of newest.values()) {
         if (!byTable.has(doc.table)) byTable.set(doc.table, []);
         byTable.get(doc.table)!.push(doc);
       }

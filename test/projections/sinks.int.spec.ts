@@ -1,0 +1,160 @@
+import { randomBytes } from 'node:crypto';
+import fc from 'fast-check';
+import Redis from 'ioredis';
+import {
+  ALL_PROJECTIONS,
+  InlineReadModels,
+  ProjectionRunner,
+  ReadModelStore,
+  RedisHotState,
+  hotKey,
+  planBatch,
+  type Doc,
+} from '@lorestore/projections';
+import { PostgresEventStore } from '@lorestore/event-store';
+import { gameLog, gameStep, redelivery } from '../../libs/projections/src/testing/game-log';
+import { createTestSchema, type TestSchema } from '../support/database';
+import { describeWithRedis } from '../support/services';
+
+/** What PostgreSQL holds, in the shape of InlineReadModels, to compare with a fresh fold. */
+const readBack = async (db: TestSchema) => {
+  const docs = new Map<string, unknown>();
+  for (const table of ['entities', 'world_state', 'narrative_state', 'player_state'] as const) {
+    const { rows } = await db.pool.query<{ world_id: string; id: string; data: unknown; revision: string; position: string }>(
+      `SELECT world_id, ${table === 'entities' ? 'entity_id::text' : table === 'player_state' ? 'player_id::text' : 'world_id'} AS id, data, revision, position FROM ${table}`,
+    );
+    for (const r of rows) docs.set(`${table}|${r.world_id}|${r.id}`, { state: r.data, revision: BigInt(r.revision), position: BigInt(r.position) });
+  }
+  const { rows } = await db.pool.query<{ key: string }>(
+    `SELECT world_id || '|' || player_id || '|' || revision || '|' || action || '|' || to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS key FROM player_history ORDER BY 1`,
+  );
+  return { docs, history: rows.map((r) => r.key) };
+};
+
+const expectedOf = (models: InlineReadModels) => ({
+  docs: new Map([...models.docs.values()].map((d) => [`${d.table}|${d.worldId}|${d.id}`, { state: d.state, revision: d.revision, position: d.position }])),
+  history: [...models.history.values()].map((h) => `${h.worldId}|${h.playerId}|${h.revision}|${h.action}|${h.at}`).sort(),
+});
+
+const redisDocs = async (redis: Redis, prefix: string, docs: Iterable<Doc>) => {
+  const out = new Map<string, unknown>();
+  for (const d of docs) {
+    const [revision, position, doc] = await redis.hmget(prefix + hotKey(d.table, d.worldId, d.id), 'revision', 'position', 'doc');
+    out.set(`${d.table}|${d.worldId}|${d.id}`, { state: JSON.parse(doc!), revision: BigInt(revision!), position: BigInt(position!) });
+  }
+  return out;
+};
+
+describeWithRedis('projection sinks: PostgreSQL read models and Redis hot state', (redisUrl) => {
+  let db: TestSchema;
+  let redis: Redis;
+
+  beforeAll(async () => {
+    db = await createTestSchema('sinks');
+    await PostgresEventStore.migrate(db.pool, db.schema);
+    await ReadModelStore.migrate(db.pool, db.schema);
+    redis = new Redis(redisUrl);
+  });
+  afterAll(async () => {
+    redis.disconnect();
+    await db.drop();
+  });
+
+  const clean = async (prefix: string) => {
+    await db.pool.query('TRUNCATE entities, world_state, narrative_state, player_state, player_history, projection_checkpoints');
+    const keys = await redis.keys(`${prefix}*`);
+    if (keys.length) await redis.del(...keys);
+  };
+
+  it('any batching and redelivery through the runner leaves both in the state of an ordered, once-only application', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(gameStep, { minLength: 1, maxLength: 60 }).chain((steps) => {
+          const log = gameLog(steps, `w${randomBytes(3).toString('hex')}`);
+          return fc.tuple(fc.constant(log), redelivery(log));
+        }),
+        async ([log, batches]) => {
+          const prefix = `t:${randomBytes(4).toString('hex')}:`;
+          await clean(prefix);
+          const hot = new RedisHotState({ url: redisUrl, ttlSeconds: 600, keyPrefix: prefix, connectTimeoutMs: 2000, commandTimeoutMs: 2000 });
+          const runner = new ProjectionRunner({
+            store: undefined as never, // apply() never reads the feed
+            pool: db.pool,
+            readModels: new ReadModelStore(db.pool),
+            hot,
+            batchSize: 100,
+            lockName: db.schema,
+            partitions: { monthsBack: 1, monthsAhead: 1, retentionMonths: null },
+          });
+          try {
+            // A fresh runner per delivery models a restart: only what PostgreSQL committed survives.
+            for (const batch of batches) await runner.apply(batch);
+            const expected = new InlineReadModels();
+            expected.apply(log);
+            const want = expectedOf(expected);
+            const got = await readBack(db);
+            expect(got.docs).toEqual(want.docs);
+            expect(got.history).toEqual(want.history);
+            expect(await redisDocs(redis, prefix, expected.docs.values())).toEqual(want.docs);
+          } finally {
+            await hot.close();
+          }
+        },
+      ),
+      { numRuns: 25 },
+    );
+  }, 120_000);
+
+  it('document writes in any order and repeated land on the newest version in both sinks (the revision guards)', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(gameStep, { minLength: 1, maxLength: 40 }).map((steps) => gameLog(steps, `w${randomBytes(3).toString('hex')}`)),
+        fc.integer({ min: 0, max: 2 ** 31 }),
+        async (log, seed) => {
+          const prefix = `t:${randomBytes(4).toString('hex')}:`;
+          await clean(prefix);
+          // Every version of every document, as successive batches would write them …
+          const versions: Doc[] = [];
+          const models = new InlineReadModels();
+          for (const event of log) {
+            const changes = planBatch(ALL_PROJECTIONS, models.docs, [event]);
+            versions.push(...changes.docs);
+            models.apply([event]);
+          }
+          // … shuffled, some twice.
+          const rng = fc.sample(fc.shuffledSubarray(versions.concat(versions.slice(0, seed % (versions.length + 1))), { minLength: versions.length + (seed % (versions.length + 1)) }), { seed, numRuns: 1 })[0]!;
+          const hot = new RedisHotState({ url: redisUrl, ttlSeconds: 600, keyPrefix: prefix, connectTimeoutMs: 2000, commandTimeoutMs: 2000 });
+          const store = new ReadModelStore(db.pool);
+          try {
+            for (let i = 0; i < rng.length; i += 3) {
+              const chunk = rng.slice(i, i + 3);
+              await hot.put(chunk);
+              await store.commit({ docs: chunk, history: [], checkpoint: { position: { commit: 1n, prepare: BigInt(i + 1) }, time: new Date() } }, ['p'], chunk.length);
+            }
+            const want = expectedOf(models).docs;
+            expect((await readBack(db)).docs).toEqual(want);
+            expect(await redisDocs(redis, prefix, models.docs.values())).toEqual(want);
+          } finally {
+            await hot.close();
+          }
+        },
+      ),
+      { numRuns: 25 },
+    );
+  }, 120_000);
+
+  it('sets the TTL on every document it writes', async () => {
+    const prefix = `t:${randomBytes(4).toString('hex')}:`;
+    const hot = new RedisHotState({ url: redisUrl, ttlSeconds: 3600, keyPrefix: prefix, connectTimeoutMs: 2000, commandTimeoutMs: 2000 });
+    const [event] = gameLog([{ op: 'spawn', target: 0, value: 1 }], 'ttl');
+    const models = new InlineReadModels();
+    models.apply([event!]);
+    const doc = [...models.docs.values()][0]!;
+    await hot.put([doc]);
+    const ttl = await redis.ttl(prefix + hotKey(doc.table, doc.worldId, doc.id));
+    expect(ttl).toBeGreaterThan(3500);
+    expect(ttl).toBeLessThanOrEqual(3600);
+    expect(await hot.get('entities', doc.worldId, doc.id)).toEqual({ revision: 0n, position: doc.position, state: doc.state, updatedAt: doc.updatedAt });
+    await hot.close();
+  });
+});
