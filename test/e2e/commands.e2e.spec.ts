@@ -23,7 +23,8 @@ describe('commands through HTTP (e2e)', () => {
     expect(moved.status).toBe(200);
     expect(moved.body.position).toBeGreaterThan(spawned.body.position);
 
-    const now = await t.request({ method: 'GET', url: `/v1/worlds/${world}/entities/${entityId}` });
+    // The read models follow the log: the write's position is the token that makes a read see it.
+    const now = await t.request({ method: 'GET', url: `/v1/worlds/${world}/entities/${entityId}?minPosition=${moved.body.position}` });
     expect(now.body).toMatchObject({ id: entityId, kind: 'npc', attributes: { name: 'Mira' }, locationId: market, revision: 1 });
     const before = await t.request({ method: 'GET', url: `/v1/worlds/${world}/entities/${entityId}?atRevision=0` });
     expect(before.body).toMatchObject({ locationId: home, revision: 0 });
@@ -36,12 +37,12 @@ describe('commands through HTTP (e2e)', () => {
   it('answers 409 with the current revision on a stale expectedRevision, and changes nothing', async () => {
     const entityId = randomUUID();
     await send('entity.spawn', { entityId, kind: 'item', attributes: {} });
-    await send('entity.update', { entityId, set: { shiny: true } });
+    const updated = await send('entity.update', { entityId, set: { shiny: true } });
     const stale = await send('entity.update', { entityId, set: { shiny: false } }, { expectedRevision: 0 });
     expect(stale.status).toBe(409);
     expect(stale.headers['content-type']).toMatch(/application\/problem\+json/);
     expect(stale.body).toMatchObject({ status: 409, currentRevision: 1 });
-    const read = await t.request({ method: 'GET', url: `/v1/worlds/${world}/entities/${entityId}` });
+    const read = await t.request({ method: 'GET', url: `/v1/worlds/${world}/entities/${entityId}?minPosition=${updated.body.position}` });
     expect(read.body.attributes).toEqual({ shiny: true });
   });
 
@@ -83,11 +84,11 @@ describe('commands through HTTP (e2e)', () => {
     expect((await send('entity.move', { entityId, locationId: randomUUID() })).status).toBe(404);
     await send('entity.spawn', { entityId, kind: 'npc' });
     expect((await send('entity.spawn', { entityId, kind: 'npc' })).status).toBe(422);
-    await send('entity.despawn', { entityId, reason: 'quest over' });
+    const despawned = await send('entity.despawn', { entityId, reason: 'quest over' });
     const moved = await send('entity.move', { entityId, locationId: randomUUID() });
     expect(moved.status).toBe(410);
     expect(moved.body.code).toBe('gone');
-    expect((await t.request({ method: 'GET', url: `/v1/worlds/${world}/entities/${entityId}` })).status).toBe(410);
+    expect((await t.request({ method: 'GET', url: `/v1/worlds/${world}/entities/${entityId}?minPosition=${despawned.body.position}` })).status).toBe(410);
   });
 
   it('serves Prometheus metrics without a key, counting commands by type and outcome', async () => {
@@ -127,18 +128,19 @@ describe('commands through HTTP (e2e)', () => {
       await send('npc.record_memory', { npcId, text: 'Ann jumped', embedding: [0.1, 0.2], subjects: [playerId] }),
     ];
     expect(ok.map((r) => r.status)).toEqual(Array(ok.length).fill(200));
-    const state = await t.request({ method: 'GET', url: `/v1/worlds/${world}/state` });
+    const headers = { 'x-consistency-token': String(Math.max(...ok.map((r) => r.body.position as number))) };
+    const state = await t.request({ method: 'GET', url: `/v1/worlds/${world}/state`, headers });
     expect(state.body).toMatchObject({ time: 10, weather: { regions: { north: 'rain' } } });
-    const player = await t.request({ method: 'GET', url: `/v1/worlds/${world}/players/${playerId}` });
+    const player = await t.request({ method: 'GET', url: `/v1/worlds/${world}/players/${playerId}`, headers });
     expect(player.body.relationships[npcId]).toBe(100);
-    const history = await t.request({ method: 'GET', url: `/v1/worlds/${world}/players/${playerId}/history` });
+    const history = await t.request({ method: 'GET', url: `/v1/worlds/${world}/players/${playerId}/history`, headers });
     expect(history.body.items.map((i: { action: string }) => i.action)).toEqual(['jump']);
-    const narrative = await t.request({ method: 'GET', url: `/v1/worlds/${world}/narrative` });
+    const narrative = await t.request({ method: 'GET', url: `/v1/worlds/${world}/narrative`, headers });
     expect(narrative.body).toMatchObject({ plots: { 'main-quest': { stage: 'act-1' } }, flags: { 'bridge.open': true } });
     const memory = await t.request({ method: 'POST', url: `/v1/worlds/${world}/npcs/${npcId}/memories`, body: { text: 'saw a dragon', embedding: [1, 0] } });
     expect(memory.status).toBe(200);
     expect(memory.body.memoryId).toMatch(/^[0-9a-f-]{36}$/);
-    const entities = await t.request({ method: 'GET', url: `/v1/worlds/${world}/entities?kind=npc&limit=500` });
+    const entities = await t.request({ method: 'GET', url: `/v1/worlds/${world}/entities?kind=npc&limit=500&minPosition=${memory.body.position}` });
     expect(entities.body.items.find((e: { id: string }) => e.id === npcId)).toMatchObject({ memoryCount: 2 });
   });
 });

@@ -52,7 +52,7 @@ describe('two state-api instances on one store (e2e)', () => {
     await send(b, 'entity.move', { entityId, locationId: away });
     const moved = await send(a, 'entity.move', { entityId, locationId: home });
     expect(moved.body.events.map((e: { type: string }) => e.type)).toEqual(['EntityMoved']);
-    const read = await b.request({ method: 'GET', url: `/v1/worlds/${world}/entities/${entityId}` });
+    const read = await b.request({ method: 'GET', url: `/v1/worlds/${world}/entities/${entityId}?minPosition=${moved.body.position}` });
     expect(read.body.locationId).toBe(home);
   });
 
@@ -63,9 +63,13 @@ describe('two state-api instances on one store (e2e)', () => {
       Array.from({ length: 40 }, (_, i) => send(i % 2 ? a : b, 'player.change_relationship', { playerId, targetId, delta: 1 })),
     );
     expect(responses.every((r) => r.status === 200)).toBe(true);
-    const player = await a.request({ method: 'GET', url: `/v1/worlds/${world}/players/${playerId}` });
-    expect(player.body.relationships[targetId]).toBe(40);
-    expect(player.body.revision).toBe(39);
+    const token = Math.max(...responses.map((r) => r.body.position as number));
+    // Whichever instance runs the projector, the other sees the checkpoint in PostgreSQL.
+    for (const instance of [a, b]) {
+      const player = await instance.request({ method: 'GET', url: `/v1/worlds/${world}/players/${playerId}`, headers: { 'x-consistency-token': String(token) } });
+      expect(player.body.relationships[targetId]).toBe(40);
+      expect(player.body.revision).toBe(39);
+    }
   });
 
   it('lets one of 50 concurrent commands with the same expectedRevision through, across both', async () => {

@@ -3,6 +3,7 @@ import { APP_FILTER, APP_GUARD } from '@nestjs/core';
 import { CqrsModule } from '@nestjs/cqrs';
 import { TerminusModule } from '@nestjs/terminus';
 import { LoggerModule } from 'nestjs-pino';
+import { AdminProjectionsController } from './admin/admin-projections.controller';
 import { ApiKeyRing } from './auth/api-keys';
 import { API_KEY_RING, ApiKeyGuard } from './auth/auth.guard';
 import { AggregateCache } from './commands/aggregate-cache';
@@ -13,9 +14,12 @@ import { HealthController } from './health/health.controller';
 import { ProblemFilter } from './http/problem.filter';
 import { Metrics } from './metrics/metrics';
 import { PersistenceModule } from './persistence/persistence.module';
+import { projectionProviders } from './projections/projections.providers';
+import { ProjectionsService } from './projections/projections.service';
 import { GetEntityHandler, ListEntitiesHandler } from './queries/entity.queries';
 import { GetPlayerHandler, GetPlayerHistoryHandler } from './queries/player.queries';
 import { QueriesController } from './queries/queries.controller';
+import { ReadModels } from './queries/read-models';
 import { StateReader } from './queries/state-reader';
 import { GetStreamEventsHandler } from './queries/stream.queries';
 import { GetNarrativeHandler, GetWorldStateHandler } from './queries/world.queries';
@@ -59,13 +63,16 @@ export class AppModule {
         },
         PersistenceModule.forRoot(runtime.databaseUrl),
       ],
-      controllers: [CommandsController, QueriesController, HealthController],
+      controllers: [CommandsController, QueriesController, AdminProjectionsController, HealthController],
       providers: [
         { provide: API_KEY_RING, useValue: runtime.keys },
         { provide: APP_GUARD, useClass: ApiKeyGuard },
         { provide: APP_FILTER, useClass: ProblemFilter },
         StateReader,
         AggregateCache,
+        ...projectionProviders,
+        ProjectionsService,
+        ReadModels,
         ...commandHandlers,
         ...queryHandlers,
       ],

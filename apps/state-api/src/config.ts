@@ -37,6 +37,32 @@ export const configSchema = z.object({
   /** Bound on the wait of a query carrying minPosition / X-Consistency-Token. */
   CONSISTENCY_WAIT_MS: int(0, 60_000).default(2000),
   SHUTDOWN_GRACE_MS: int(0, 120_000).default(10_000),
+  /** Hot state on one Redis node, e.g. redis://127.0.0.1:6379/0. */
+  REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
+  /** Hot state on a Redis Cluster: seed nodes `host:port,host:port`. Wins over REDIS_URL. */
+  REDIS_CLUSTER_NODES: z
+    .string()
+    .regex(/^[^\s,:]+:\d{1,5}(,[^\s,:]+:\d{1,5})*$/, 'host:port,host:port')
+    .transform((v) => v.split(',').map((n) => ({ host: n.slice(0, n.lastIndexOf(':')), port: Number(n.slice(n.lastIndexOf(':') + 1)) })))
+    .optional(),
+  /** Prepended to every hot-state key, so several deployments can share one Redis. */
+  REDIS_KEY_PREFIX: z.string().max(64).regex(/^[^{}\s]*$/, 'no braces or spaces').default(''),
+  REDIS_CONNECT_TIMEOUT_MS: int(100, 60_000).default(5000),
+  REDIS_COMMAND_TIMEOUT_MS: int(10, 60_000).default(5000),
+  /** A hot-state read slower than this answers from PostgreSQL instead. */
+  REDIS_READ_TIMEOUT_MS: int(1, 60_000).default(50),
+  /** TTL of each hot-state document, refreshed on every write. */
+  HOT_STATE_TTL_SECONDS: int(1, 30 * 86_400).default(3600),
+  /** Documents kept by the in-process hot state (no REDIS_URL / REDIS_CLUSTER_NODES). */
+  HOT_STATE_MEMORY_MAX_ENTRIES: int(0, 10_000_000).default(100_000),
+  /** `inline`: this process runs the projections (the embedded default); `external`: `npm run start:projector` does. */
+  PROJECTOR: z.enum(['inline', 'external']).default('inline'),
+  /** Events per projector transaction. */
+  PROJECTION_BATCH_SIZE: int(1, 100_000).default(1000),
+  /** Monthly player_history partitions created ahead of now. */
+  PLAYER_HISTORY_MONTHS_AHEAD: int(1, 120).default(3),
+  /** Drop player_history partitions older than this many months; unset keeps everything. */
+  PLAYER_HISTORY_RETENTION_MONTHS: int(1, 1200).optional(),
 });
 
 export type AppConfig = z.infer<typeof configSchema> & { dataDir: string };

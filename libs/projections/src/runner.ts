@@ -53,6 +53,7 @@ export class ProjectionRunner {
   private readonly docCache = new Map<string, Doc>();
   private readonly recent = new Map<string, { doc: Doc; at: number }>();
   private readonly listeners: ((position: Position) => void)[] = [];
+  private waiters: (() => void)[] = [];
   private lastPosition: Position | null = null;
   private partitionsCheckedAt = 0;
   private resyncing: Promise<void> = Promise.resolve();
@@ -82,6 +83,11 @@ export class ProjectionRunner {
   /** Called after each committed batch with the new checkpoint. */
   onCommitted(listener: (position: Position) => void): void {
     this.listeners.push(listener);
+  }
+
+  /** Called once, after the next committed batch. */
+  onceCommitted(listener: () => void): void {
+    this.waiters.push(listener);
   }
 
   start(): void {
@@ -230,6 +236,9 @@ export class ProjectionRunner {
     this.lastPosition = last.position;
     this.options.onBatch?.({ events: events.length, docs: changes.docs.length, history: changes.history.length, ms: performance.now() - started, position: last.position });
     for (const listener of this.listeners) listener(last.position);
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const wake of waiters) wake();
   }
 
   /** The hot store must hold a batch before its checkpoint commits: retry until it does (or we stop). */

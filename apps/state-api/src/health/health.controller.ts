@@ -5,6 +5,9 @@ import type { Pool } from 'pg';
 import { Public } from '../auth/auth.guard';
 import { Metrics } from '../metrics/metrics';
 import { PG_POOL } from '../persistence/tokens';
+import type { HotStateStore } from '@lorestore/projections';
+import { HOT_STATE } from '../projections/projections.providers';
+import { ProjectionsService } from '../projections/projections.service';
 
 @ApiExcludeController()
 @Public()
@@ -15,6 +18,8 @@ export class HealthController {
     private readonly indicators: HealthIndicatorService,
     @Inject(PG_POOL) private readonly pool: Pool,
     private readonly metrics: Metrics,
+    @Inject(HOT_STATE) private readonly hot: HotStateStore,
+    private readonly projections: ProjectionsService,
   ) {}
 
   /** The process is up (no dependency checks: a restart would not help a down database). */
@@ -23,7 +28,11 @@ export class HealthController {
     return { status: 'ok' };
   }
 
-  /** Ready to take traffic: PostgreSQL (the event store) answers. */
+  /**
+   * Ready to take traffic: PostgreSQL (the event store and read models) and
+   * the hot store answer. Projection lag is reported, not judged: a lagging
+   * projector must not take the write path out of the load balancer.
+   */
   @Get('health/ready')
   @HealthCheck()
   ready() {
@@ -36,6 +45,24 @@ export class HealthController {
           return check.up({ ms: Math.round(performance.now() - started), pool: { total: this.pool.totalCount, idle: this.pool.idleCount, waiting: this.pool.waitingCount } });
         } catch (error) {
           return check.down({ message: error instanceof Error ? error.message : String(error) });
+        }
+      },
+      async () => {
+        const check = this.indicators.check('hotState');
+        try {
+          await this.hot.ping();
+          return check.up({ kind: this.hot.kind });
+        } catch (error) {
+          return check.down({ kind: this.hot.kind, message: error instanceof Error ? error.message : String(error) });
+        }
+      },
+      async () => {
+        const check = this.indicators.check('projections');
+        try {
+          const statuses = await this.projections.statuses();
+          return check.up(Object.fromEntries(statuses.map((s) => [s.name, { status: s.status, lagEvents: s.lag.events, lagMs: s.lag.ms }])));
+        } catch (error) {
+          return check.up({ message: `lag unknown: ${error instanceof Error ? error.message : String(error)}` });
         }
       },
     ]);

@@ -2,9 +2,12 @@ import { Inject } from '@nestjs/common';
 import { QueryHandler, type IQueryHandler } from '@nestjs/cqrs';
 import { streamIds, type EntityState } from '@lorestore/domain';
 import type { EventStore } from '@lorestore/event-store';
-import { Problem } from '../http/problem';
+import { Problem, validationProblem } from '../http/problem';
 import { EVENT_STORE } from '../persistence/tokens';
-import type { PointInTime } from './point-in-time';
+import { isPointInTime, type PointInTime } from './point-in-time';
+import { ReadModels } from './read-models';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 import { StateReader } from './state-reader';
 
 export type EntityView = {
@@ -39,10 +42,15 @@ export class GetEntity {
 
 @QueryHandler(GetEntity)
 export class GetEntityHandler implements IQueryHandler<GetEntity, EntityView> {
-  constructor(private readonly reader: StateReader) {}
+  constructor(
+    private readonly reader: StateReader,
+    private readonly readModels: ReadModels,
+  ) {}
 
   async execute({ worldId, entityId, at }: GetEntity): Promise<EntityView> {
-    const { state, last } = await this.reader.load<EntityState>('entity', streamIds.entity(worldId, entityId), at);
+    const { state, last } = isPointInTime(at)
+      ? await this.reader.load<EntityState>('entity', streamIds.entity(worldId, entityId), at)
+      : await this.current(worldId, entityId);
     if (state.status === 'unspawned' || !last) throw new Problem(404, 'not-found', 'Entity not found', `entity ${entityId} was never spawned in world ${worldId}`);
     if (state.status === 'despawned') {
       throw new Problem(410, 'gone', 'Entity despawned', `entity ${entityId} was despawned at ${state.despawnedAt}`, {
@@ -52,6 +60,12 @@ export class GetEntityHandler implements IQueryHandler<GetEntity, EntityView> {
       });
     }
     return view(state, last.revision);
+  }
+
+  /** From the read model (hot state, then PostgreSQL). */
+  private async current(worldId: string, entityId: string): Promise<{ state: EntityState; last: { revision: bigint } | undefined }> {
+    const doc = await this.readModels.doc('entities', worldId, entityId);
+    return doc ? { state: doc.state as EntityState, last: { revision: doc.revision } } : { state: { status: 'unspawned' }, last: undefined };
   }
 }
 
@@ -76,9 +90,42 @@ export class ListEntitiesHandler implements IQueryHandler<ListEntities, EntityPa
   constructor(
     private readonly reader: StateReader,
     @Inject(EVENT_STORE) private readonly store: EventStore,
+    private readonly readModels: ReadModels,
   ) {}
 
-  async execute({ worldId, filter, limit, cursor, at }: ListEntities): Promise<EntityPage> {
+  async execute(query: ListEntities): Promise<EntityPage> {
+    return isPointInTime(query.at) ? this.folded(query) : this.fromReadModel(query);
+  }
+
+  /**
+   * The `entities` table: active entities of the world in id order, after the
+   * cursor (the last id of the previous page), filtered in SQL on indexed columns.
+   */
+  private async fromReadModel({ worldId, filter, limit, cursor }: ListEntities): Promise<EntityPage> {
+    const params: unknown[] = [worldId];
+    const where = ['world_id = $1', "status = 'active'"];
+    const add = (sql: string, value: unknown) => {
+      params.push(value);
+      where.push(sql.replace('?', `$${params.length}`));
+    };
+    if (cursor !== undefined) {
+      if (!UUID.test(cursor)) throw validationProblem([{ path: 'cursor', message: 'not a cursor this service issued' }]);
+      add('entity_id > ?::uuid', cursor);
+    }
+    if (filter.kind !== undefined) add('kind = ?', filter.kind);
+    if (filter.locationId !== undefined) add('location_id = ?::uuid', filter.locationId);
+    if (filter.updatedSince !== undefined) add('updated_at >= ?::timestamptz', filter.updatedSince);
+    params.push(limit + 1);
+    const { rows } = await this.readModels.pool.query<{ data: EntityState; revision: string }>(
+      `SELECT data, revision FROM entities WHERE ${where.join(' AND ')} ORDER BY entity_id LIMIT $${params.length}`,
+      params,
+    );
+    const items = rows.slice(0, limit).map((r) => view(r.data as Extract<EntityState, { status: 'active' }>, BigInt(r.revision)));
+    return { items, nextCursor: rows.length > limit ? items.at(-1)!.id : null };
+  }
+
+  /** A page as it was at a point in time: the world's entity streams, folded. */
+  private async folded({ worldId, filter, limit, cursor, at }: ListEntities): Promise<EntityPage> {
     const items: EntityView[] = [];
     let after = cursor;
     let scanned = 0;

@@ -4,7 +4,8 @@ import { streamIds, type PlayerActionRecorded, type PlayerState } from '@loresto
 import type { EventStore } from '@lorestore/event-store';
 import { Problem } from '../http/problem';
 import { EVENT_STORE } from '../persistence/tokens';
-import { toUntil, type PointInTime } from './point-in-time';
+import { isPointInTime, toUntil, type PointInTime } from './point-in-time';
+import { ReadModels } from './read-models';
 import { StateReader } from './state-reader';
 
 export class GetPlayer {
@@ -17,10 +18,21 @@ export class GetPlayer {
 
 @QueryHandler(GetPlayer)
 export class GetPlayerHandler implements IQueryHandler<GetPlayer> {
-  constructor(private readonly reader: StateReader) {}
+  constructor(
+    private readonly reader: StateReader,
+    private readonly readModels: ReadModels,
+  ) {}
 
   async execute({ worldId, playerId, at }: GetPlayer) {
-    const { state, last } = await this.reader.load<PlayerState>('player', streamIds.player(worldId, playerId), at);
+    let state: PlayerState;
+    let last: { revision: bigint } | undefined;
+    if (isPointInTime(at)) {
+      ({ state, last } = await this.reader.load<PlayerState>('player', streamIds.player(worldId, playerId), at));
+    } else {
+      const doc = await this.readModels.doc('player_state', worldId, playerId);
+      state = doc?.state as PlayerState;
+      last = doc ? { revision: doc.revision } : undefined;
+    }
     if (!last) throw new Problem(404, 'not-found', 'Player not found', `player ${playerId} has no recorded state in world ${worldId}`);
     return {
       playerId,
@@ -48,13 +60,46 @@ export class GetPlayerHistory {
 const PAGE_READ = 200;
 
 /** Actions newest first (in recording order), filtered to from ≤ at < to. */
+type HistoryItem = { action: string; context: unknown; at: string; revision: number; position: number };
+
 @QueryHandler(GetPlayerHistory)
 export class GetPlayerHistoryHandler implements IQueryHandler<GetPlayerHistory> {
-  constructor(@Inject(EVENT_STORE) private readonly store: EventStore) {}
+  constructor(
+    @Inject(EVENT_STORE) private readonly store: EventStore,
+    private readonly readModels: ReadModels,
+  ) {}
 
-  async execute({ worldId, playerId, range, limit, cursor, at }: GetPlayerHistory) {
+  async execute(query: GetPlayerHistory) {
+    return isPointInTime(query.at) ? this.folded(query) : this.fromReadModel(query);
+  }
+
+  /**
+   * The partitioned `player_history` table, newest first in recording order;
+   * a `from`/`to` range reads only the months it spans.
+   */
+  private async fromReadModel({ worldId, playerId, range, limit, cursor }: GetPlayerHistory) {
+    const { rows } = await this.readModels.pool.query<{ action: string; context: unknown; at: Date; revision: string; position: string }>(
+      `SELECT action, context, at, revision, position FROM player_history
+        WHERE world_id = $1 AND player_id = $2::uuid
+          AND ($3::timestamptz IS NULL OR at >= $3) AND ($4::timestamptz IS NULL OR at < $4)
+          AND ($5::bigint IS NULL OR revision < $5)
+        ORDER BY revision DESC LIMIT $6`,
+      [worldId, playerId, range.from ?? null, range.to ?? null, cursor ?? null, limit + 1],
+    );
+    const items: HistoryItem[] = rows.slice(0, limit).map((r) => ({
+      action: r.action,
+      context: r.context,
+      at: r.at.toISOString(),
+      revision: Number(r.revision),
+      position: Number(r.position),
+    }));
+    return { items, nextCursor: rows.length > limit ? String(items.at(-1)!.revision) : null };
+  }
+
+  /** The history as it was at a point in time, read backwards from the log. */
+  private async folded({ worldId, playerId, range, limit, cursor, at }: GetPlayerHistory) {
     const streamId = streamIds.player(worldId, playerId);
-    const items: { action: string; context: unknown; at: string; revision: number; position: number }[] = [];
+    const items: HistoryItem[] = [];
     let from: bigint | 'end' = cursor === undefined ? 'end' : BigInt(cursor) - 1n;
     let exhausted = false;
     while (items.length < limit && !exhausted && (from === 'end' || from >= 0n)) {

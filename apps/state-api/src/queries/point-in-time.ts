@@ -17,6 +17,9 @@ export const pointInTimeShape = {
 
 export type PointInTime = { atRevision?: number; atPosition?: number; asOf?: string };
 
+/** A query about the past: answered by folding the log, not from the read models. */
+export const isPointInTime = (q: PointInTime) => q.atRevision !== undefined || q.atPosition !== undefined || q.asOf !== undefined;
+
 export const atMostOnePointInTime = (q: PointInTime) =>
   [q.atRevision, q.atPosition, q.asOf].filter((v) => v !== undefined).length <= 1;
 export const ONE_POINT_MESSAGE = { message: 'give at most one of atRevision, atPosition, asOf', path: ['atRevision'] };

@@ -8,7 +8,8 @@ import { id, slug } from '../commands/command.schemas';
 import { parseOrThrow } from '../http/validate';
 import { GetEntity, ListEntities } from './entity.queries';
 import { GetPlayer, GetPlayerHistory } from './player.queries';
-import { ONE_POINT_MESSAGE, atMostOnePointInTime, pointInTimeShape, type PointInTime } from './point-in-time';
+import { ONE_POINT_MESSAGE, atMostOnePointInTime, isPointInTime, pointInTimeShape, type PointInTime } from './point-in-time';
+import { ReadModels } from './read-models';
 import { StateReader } from './state-reader';
 import { GetStreamEvents } from './stream.queries';
 import { GetNarrative, GetWorldState } from './world.queries';
@@ -47,23 +48,29 @@ export class QueriesController {
   constructor(
     private readonly queryBus: QueryBus,
     private readonly reader: StateReader,
+    private readonly readModels: ReadModels,
   ) {}
 
-  /** Validates the world and query, and waits for minPosition (or the X-Consistency-Token header). */
-  private async prepare<S extends z.ZodType>(worldId: string, schema: S, query: unknown, request: FastifyRequest) {
+  /**
+   * Validates the world and query, and waits for minPosition (or the
+   * X-Consistency-Token header): until `projection` has applied it, or, for
+   * reads of the log itself (point-in-time, raw events), until it is committed.
+   */
+  private async prepare<S extends z.ZodType>(worldId: string, schema: S, query: unknown, request: FastifyRequest, projection: string | null) {
     const world = parseOrThrow(slug, worldId, 'worldId');
     const input: Record<string, unknown> = { ...(query as object) };
     const token = request.headers['x-consistency-token'];
     if (input.minPosition === undefined && token !== undefined) input.minPosition = token;
-    const q = parseOrThrow(schema, input);
-    await this.reader.waitFor((q as { minPosition?: number }).minPosition);
-    return { world, q: q as z.output<S> };
+    const q = parseOrThrow(schema, input) as z.output<S> & PointInTime & { minPosition?: number };
+    if (projection === null || isPointInTime(q)) await this.reader.waitFor(q.minPosition);
+    else await this.readModels.waitFor(projection, q.minPosition);
+    return { world, q };
   }
 
   @Get('entities/:entityId')
   @ApiOperation({ summary: 'One entity; 404 if never spawned, 410 if despawned' })
   async entity(@Param('worldId') w: string, @Param('entityId') e: string, @Query() query: unknown, @Req() r: FastifyRequest) {
-    const { world, q } = await this.prepare(w, stateQuery, query, r);
+    const { world, q } = await this.prepare(w, stateQuery, query, r, 'entities');
     return this.queryBus.execute(new GetEntity(world, parseOrThrow(id, e, 'entityId'), q));
   }
 
@@ -75,7 +82,7 @@ export class QueriesController {
   @ApiQuery({ name: 'limit', required: false, type: Number, description: '1–500, default 50' })
   @ApiQuery({ name: 'cursor', required: false, description: 'nextCursor of the previous page' })
   async entities(@Param('worldId') w: string, @Query() query: unknown, @Req() r: FastifyRequest) {
-    const { world, q } = await this.prepare(w, entityListQuery, query, r);
+    const { world, q } = await this.prepare(w, entityListQuery, query, r, 'entities');
     const page = await this.queryBus.execute(
       new ListEntities(world, { kind: q.kind, locationId: q.locationId, updatedSince: q.updatedSince }, q.limit, cursorIn(q.cursor), q),
     );
@@ -85,21 +92,21 @@ export class QueriesController {
   @Get('state')
   @ApiOperation({ summary: 'World state: time, weather, factions' })
   async state(@Param('worldId') w: string, @Query() query: unknown, @Req() r: FastifyRequest) {
-    const { world, q } = await this.prepare(w, stateQuery, query, r);
+    const { world, q } = await this.prepare(w, stateQuery, query, r, 'world_state');
     return this.queryBus.execute(new GetWorldState(world, q));
   }
 
   @Get('narrative')
   @ApiOperation({ summary: 'Plots with their history, and flags' })
   async narrative(@Param('worldId') w: string, @Query() query: unknown, @Req() r: FastifyRequest) {
-    const { world, q } = await this.prepare(w, stateQuery, query, r);
+    const { world, q } = await this.prepare(w, stateQuery, query, r, 'narrative_state');
     return this.queryBus.execute(new GetNarrative(world, q));
   }
 
   @Get('players/:playerId')
   @ApiOperation({ summary: 'A player’s relationships, counters and profile' })
   async player(@Param('worldId') w: string, @Param('playerId') p: string, @Query() query: unknown, @Req() r: FastifyRequest) {
-    const { world, q } = await this.prepare(w, stateQuery, query, r);
+    const { world, q } = await this.prepare(w, stateQuery, query, r, 'player_state');
     return this.queryBus.execute(new GetPlayer(world, parseOrThrow(id, p, 'playerId'), q));
   }
 
@@ -110,7 +117,7 @@ export class QueriesController {
   @ApiQuery({ name: 'limit', required: false, type: Number, description: '1–500, default 50' })
   @ApiQuery({ name: 'cursor', required: false, description: 'nextCursor of the previous page' })
   async history(@Param('worldId') w: string, @Param('playerId') p: string, @Query() query: unknown, @Req() r: FastifyRequest) {
-    const { world, q } = await this.prepare(w, historyQuery, query, r);
+    const { world, q } = await this.prepare(w, historyQuery, query, r, 'player_history');
     return this.queryBus.execute(new GetPlayerHistory(world, parseOrThrow(id, p, 'playerId'), { from: q.from, to: q.to }, q.limit, q.cursor, q));
   }
 
@@ -119,7 +126,7 @@ export class QueriesController {
   @ApiQuery({ name: 'fromRevision', required: false, type: Number })
   @ApiQuery({ name: 'limit', required: false, type: Number, description: '1–1000, default 100' })
   async events(@Param('worldId') w: string, @Param('streamId') s: string, @Query() query: unknown, @Req() r: FastifyRequest) {
-    const { world, q } = await this.prepare(w, eventsQuery, query, r);
+    const { world, q } = await this.prepare(w, eventsQuery, query, r, null);
     return this.queryBus.execute(new GetStreamEvents(world, parseOrThrow(streamIdSchema, s, 'streamId'), q.fromRevision, q.limit, q));
   }
 }

@@ -1,0 +1,59 @@
+import type { Provider } from '@nestjs/common';
+import type { Pool } from 'pg';
+import type { EventStore } from '@lorestore/event-store';
+import { MemoryHotState, ProjectionRunner, ReadModelStore, RedisHotState, type HotStateStore, type RunnerLogger } from '@lorestore/projections';
+import type { AppConfig } from '../config';
+import { APP_CONFIG } from '../config';
+import { Metrics } from '../metrics/metrics';
+import { PG_POOL } from '../persistence/tokens';
+
+export const HOT_STATE = Symbol('HOT_STATE');
+export const READ_MODELS = Symbol('READ_MODELS');
+export const PROJECTION_RUNNER = Symbol('PROJECTION_RUNNER');
+
+/** Redis Cluster, one Redis node, or the in-process store, as configured. */
+export const createHotState = (config: AppConfig): HotStateStore => {
+  if (config.REDIS_CLUSTER_NODES || config.REDIS_URL) {
+    return new RedisHotState({
+      clusterNodes: config.REDIS_CLUSTER_NODES,
+      url: config.REDIS_URL,
+      keyPrefix: config.REDIS_KEY_PREFIX,
+      ttlSeconds: config.HOT_STATE_TTL_SECONDS,
+      connectTimeoutMs: config.REDIS_CONNECT_TIMEOUT_MS,
+      commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
+    });
+  }
+  return new MemoryHotState({ ttlSeconds: config.HOT_STATE_TTL_SECONDS, maxEntries: config.HOT_STATE_MEMORY_MAX_ENTRIES });
+};
+
+export const createRunner = (
+  config: AppConfig,
+  deps: { store: EventStore; pool: Pool; readModels: ReadModelStore; hot: HotStateStore; metrics: Metrics; logger: RunnerLogger },
+): ProjectionRunner =>
+  new ProjectionRunner({
+    store: deps.store,
+    pool: deps.pool,
+    readModels: deps.readModels,
+    hot: deps.hot,
+    batchSize: config.PROJECTION_BATCH_SIZE,
+    lockName: `lorestore.projector.${config.DATABASE_SCHEMA}`,
+    partitions: { monthsBack: 1, monthsAhead: config.PLAYER_HISTORY_MONTHS_AHEAD, retentionMonths: config.PLAYER_HISTORY_RETENTION_MONTHS ?? null },
+    logger: deps.logger,
+    onBatch: ({ events, ms }) => {
+      deps.metrics.projectedEvents.inc(events);
+      deps.metrics.projectionBatchDuration.observe(ms / 1000);
+    },
+  });
+
+/** The read side's providers: read models, hot state, and (when PROJECTOR=inline) the runner that keeps them current. */
+export const projectionProviders: Provider[] = [
+  {
+    provide: READ_MODELS,
+    inject: [PG_POOL, APP_CONFIG],
+    useFactory: async (pool: Pool, config: AppConfig) => {
+      await ReadModelStore.migrate(pool, config.DATABASE_SCHEMA);
+      return new ReadModelStore(pool);
+    },
+  },
+  { provide: HOT_STATE, inject: [APP_CONFIG], useFactory: (config: AppConfig) => createHotState(config) },
+];

@@ -1,0 +1,134 @@
+import { Inject, Injectable, Logger, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
+import type { Pool } from 'pg';
+import { comparePositions, type EventStore, type Position } from '@lorestore/event-store';
+import { ALL_PROJECTIONS, type HotStateStore, type ProjectionRunner, type ReadModelStore } from '@lorestore/projections';
+import { APP_CONFIG, type AppConfig } from '../config';
+import { Metrics } from '../metrics/metrics';
+import { EVENT_STORE, PG_POOL } from '../persistence/tokens';
+import { HOT_STATE, READ_MODELS, createRunner } from './projections.providers';
+
+export type ProjectionStatus = {
+  name: string;
+  version: number;
+  checkpoint: { position: number; commit: string } | null;
+  lag: { events: number; ms: number };
+  eventsProcessed: number;
+  updatedAt: string | null;
+  status: 'not_started' | 'caught_up' | 'catching_up' | 'stalled';
+};
+
+/** Counting further than this costs more than it tells. */
+const LAG_COUNT_LIMIT = 1_000_000;
+const STALLED_AFTER_MS = 30_000;
+
+/**
+ * The projections as this process sees them: runs them when PROJECTOR=inline,
+ * knows every checkpoint either way (from the runner, else from PostgreSQL),
+ * reports lag, and closes the hot store on shutdown.
+ */
+@Injectable()
+export class ProjectionsService implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  private readonly logger = new Logger('Projector');
+  readonly runner: ProjectionRunner | null;
+  private cached: { at: number; checkpoints: Promise<Map<string, Position>> } | null = null;
+
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @Inject(EVENT_STORE) private readonly store: EventStore,
+    @Inject(PG_POOL) private readonly pool: Pool,
+    @Inject(READ_MODELS) private readonly readModels: ReadModelStore,
+    @Inject(HOT_STATE) private readonly hot: HotStateStore,
+    metrics: Metrics,
+  ) {
+    this.runner =
+      config.PROJECTOR === 'inline'
+        ? createRunner(config, {
+            store,
+            pool,
+            readModels,
+            hot,
+            metrics,
+            logger: { info: (m) => this.logger.log(m), warn: (m) => this.logger.warn(m), error: (m) => this.logger.error(m) },
+          })
+        : null;
+    metrics.registerProjectionLag(() => this.statuses());
+  }
+
+  onApplicationBootstrap(): void {
+    this.runner?.start();
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    await this.runner?.stop();
+    await this.hot.close();
+  }
+
+  /**
+   * Every projection's committed checkpoint. The inline runner knows its own
+   * the moment it commits; otherwise PostgreSQL is asked, at most every few
+   * milliseconds however many readers are waiting.
+   */
+  async checkpoints(): Promise<Map<string, Position>> {
+    const own = this.runner?.isLeader ? this.runner.position : null;
+    if (own) return new Map(this.runner!.names.map((n) => [n, own]));
+    const now = Date.now();
+    if (!this.cached || now - this.cached.at > 5) {
+      const checkpoints = this.readModels.checkpoints().then((list) => new Map(list.map((c) => [c.name, c.position])));
+      this.cached = { at: now, checkpoints };
+      checkpoints.catch(() => {
+        this.cached = null;
+      });
+    }
+    return this.cached.checkpoints;
+  }
+
+  /** Resolves on the inline runner's next commit, or after `ms`. */
+  nextCommit(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.runner?.onceCommitted(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  async statuses(): Promise<ProjectionStatus[]> {
+    const stored = new Map((await this.readModels.checkpoints()).map((c) => [c.name, c]));
+    return Promise.all(
+      ALL_PROJECTIONS.map(async (p): Promise<ProjectionStatus> => {
+        const c = stored.get(p.name);
+        const behind = await this.lag(c?.position ?? null);
+        const idleMs = c ? Date.now() - c.updatedAt.getTime() : 0;
+        return {
+          name: p.name,
+          version: p.version,
+          checkpoint: c ? { position: Number(c.position.prepare), commit: c.position.commit.toString() } : null,
+          lag: behind,
+          eventsProcessed: c ? Number(c.events) : 0,
+          updatedAt: c ? c.updatedAt.toISOString() : null,
+          status: !c && behind.events === 0 ? 'not_started' : behind.events === 0 ? 'caught_up' : idleMs > STALLED_AFTER_MS ? 'stalled' : 'catching_up',
+        };
+      }),
+    );
+  }
+
+  /** Events of the feed after a checkpoint (counted up to a limit), and how long the oldest of them has waited. */
+  private async lag(after: Position | null): Promise<{ events: number; ms: number }> {
+    const { rows } = await this.pool.query<{ events: string; oldest: Date | null }>(
+      `SELECT count(*) AS events, min(created_at) AS oldest FROM (
+         SELECT created_at FROM events
+          WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+            AND ($1::text IS NULL OR (transaction_id, position) > ($1::text::xid8, $2::bigint))
+          ORDER BY transaction_id, position LIMIT ${LAG_COUNT_LIMIT}) AS pending`,
+      [after ? after.commit.toString() : null, after ? after.prepare.toString() : null],
+    );
+    const events = Number(rows[0]!.events);
+    return { events, ms: events === 0 || !rows[0]!.oldest ? 0 : Math.max(0, Date.now() - rows[0]!.oldest.getTime()) };
+  }
+
+  /** Whether a checkpoint has passed the event at `target` in feed order. */
+  static covers(checkpoint: Position | undefined, target: Position): boolean {
+    return checkpoint !== undefined && comparePositions(checkpoint, target) >= 0;
+  }
+}

@@ -1,0 +1,97 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { Pool } from 'pg';
+import type { Position } from '@lorestore/event-store';
+import type { Doc, DocTable, HotDoc, HotStateStore, ReadModelStore } from '@lorestore/projections';
+import { APP_CONFIG, type AppConfig } from '../config';
+import { Problem } from '../http/problem';
+import { Metrics } from '../metrics/metrics';
+import { PG_POOL } from '../persistence/tokens';
+import { HOT_STATE, READ_MODELS } from '../projections/projections.providers';
+import { ProjectionsService } from '../projections/projections.service';
+
+const timeout = (ms: number) => new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), ms).unref());
+
+/**
+ * The read side: documents cache-aside (hot state, then PostgreSQL, which
+ * fills the hot state), and the wait for a consistency token.
+ */
+@Injectable()
+export class ReadModels {
+  constructor(
+    @Inject(HOT_STATE) private readonly hot: HotStateStore,
+    @Inject(READ_MODELS) private readonly store: ReadModelStore,
+    @Inject(PG_POOL) readonly pool: Pool,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly projections: ProjectionsService,
+    private readonly metrics: Metrics,
+  ) {}
+
+  async doc(table: DocTable, worldId: string, id: string): Promise<HotDoc | null> {
+    let hit: HotDoc | null | 'timeout' | 'error';
+    try {
+      hit = await Promise.race([this.hot.get(table, worldId, id), timeout(this.config.REDIS_READ_TIMEOUT_MS)]);
+    } catch {
+      hit = 'error';
+    }
+    if (hit !== null && hit !== 'timeout' && hit !== 'error') {
+      this.metrics.hotReads.inc({ result: 'hit' });
+      return hit;
+    }
+    this.metrics.hotReads.inc({ result: hit === null ? 'miss' : hit });
+    const doc = await this.store.getDoc(table, worldId, id);
+    if (!doc) return null;
+    // Fill only on a clean miss: a slow or failing hot store gets no extra load. The write is
+    // revision-guarded, so it cannot replace a newer document the projector wrote meanwhile.
+    if (hit === null) this.fill(doc);
+    return { revision: doc.revision, position: doc.position, state: doc.state, updatedAt: doc.updatedAt };
+  }
+
+  private fill(doc: Doc): void {
+    this.hot.put([doc]).catch(() => undefined);
+  }
+
+  /**
+   * Waits until the projections have applied the event at `minPosition`
+   * (a command's `position`), or answers 504 after CONSISTENCY_WAIT_MS.
+   */
+  async waitFor(projection: string, minPosition: number | undefined): Promise<void> {
+    if (minPosition === undefined || minPosition === 0) return;
+    const deadline = Date.now() + this.config.CONSISTENCY_WAIT_MS;
+    let target: Position | 'gap' | null = null;
+    for (let delay = 2; ; delay = Math.min(delay * 2, 50)) {
+      target ??= await this.feedPosition(BigInt(minPosition));
+      if (target !== null) {
+        const checkpoint = (await this.projections.checkpoints()).get(projection);
+        if (target === 'gap' ? checkpoint !== undefined && checkpoint.prepare >= BigInt(minPosition) : ProjectionsService.covers(checkpoint, target)) return;
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        throw new Problem(
+          504,
+          'consistency-timeout',
+          'Not caught up',
+          `the ${projection} read model did not reach position ${minPosition} within ${this.config.CONSISTENCY_WAIT_MS} ms`,
+          {},
+          { 'retry-after': '1' },
+        );
+      }
+      await (this.projections.runner?.isLeader ? this.projections.nextCommit(Math.min(left, 50)) : timeout(Math.min(delay, left)));
+    }
+  }
+
+  /**
+   * Where the event at this position sits in the feed's order (its
+   * transaction, then its position); null while it is not committed;
+   * 'gap' for a position no committed event holds below the head (a rolled-back append).
+   */
+  private async feedPosition(prepare: bigint): Promise<Position | 'gap' | null> {
+    const { rows } = await this.pool.query<{ commit: string | null; beyond: boolean }>(
+      `SELECT (SELECT transaction_id::text FROM events WHERE position = $1) AS commit,
+              EXISTS (SELECT 1 FROM events WHERE position > $1 AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())) AS beyond`,
+      [prepare.toString()],
+    );
+    const row = rows[0]!;
+    if (row.commit !== null) return { commit: BigInt(row.commit), prepare };
+    return row.beyond ? 'gap' : null;
+  }
+}
