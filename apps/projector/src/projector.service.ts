@@ -1,0 +1,43 @@
+import { Inject, Injectable, Logger, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
+import type { Pool } from 'pg';
+import type { EventStore } from '@lorestore/event-store';
+import type { HotStateStore, ProjectionRunner, ReadModelStore } from '@lorestore/projections';
+import { APP_CONFIG, type AppConfig } from '../../state-api/src/config';
+import { Metrics } from '../../state-api/src/metrics/metrics';
+import { EVENT_STORE, PG_POOL } from '../../state-api/src/persistence/tokens';
+import { HOT_STATE, READ_MODELS, createRunner } from '../../state-api/src/projections/projections.providers';
+
+/** Runs every projection from its checkpoint until the process is told to stop. */
+@Injectable()
+export class ProjectorService implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  private readonly logger = new Logger('Projector');
+  private readonly runner: ProjectionRunner;
+
+  constructor(
+    @Inject(APP_CONFIG) config: AppConfig,
+    @Inject(EVENT_STORE) store: EventStore,
+    @Inject(PG_POOL) pool: Pool,
+    @Inject(READ_MODELS) readModels: ReadModelStore,
+    @Inject(HOT_STATE) private readonly hot: HotStateStore,
+    metrics: Metrics,
+  ) {
+    this.runner = createRunner(config, {
+      store,
+      pool,
+      readModels,
+      hot,
+      metrics,
+      logger: { info: (m) => this.logger.log(m), warn: (m) => this.logger.warn(m), error: (m) => this.logger.error(m) },
+    });
+  }
+
+  onApplicationBootstrap(): void {
+    this.logger.log(`hot state: ${this.hot.kind}`);
+    this.runner.start();
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    await this.runner.stop();
+    await this.hot.close();
+  }
+}
