@@ -20,6 +20,9 @@ import {
 import { MicroBatcher, type MicroBatchOptions } from './micro-batcher';
 import { PostgresAllSubscription } from './subscription';
 
+/** A batch gives way to newer writers this often before its error reaches the callers. */
+const MAX_ORDER_RETRIES = 20;
+
 export const EVENT_STORE_MIGRATIONS_DIR = path.join(__dirname, 'migrations');
 
 export type PostgresEventStoreOptions = {
@@ -82,6 +85,12 @@ type EventRow = {
   created_at: Date;
 };
 
+/**
+ * The columns every read returns. `transaction_id` goes out as text (an xid8
+ * does not fit a JS number); an ORDER BY must therefore name the table's
+ * column (`events.transaction_id`): a bare name means this text output
+ * column, whose order ('999' > '1000') is not the transactions' order.
+ */
 const eventColumns = (t: string) =>
   `${t}.position, ${t}.transaction_id::text AS transaction_id, ${t}.stream_id, ${t}.revision, ${t}.event_id, ${t}.type, ${t}.schema_version, ${t}.data, ${t}.metadata, ${t}.created_at`;
 const EVENT_COLUMNS = eventColumns('events');
@@ -193,7 +202,7 @@ export class PostgresEventStore implements EventStore {
   }
 
   private async writeBatch(batch: BatchRequest[]): Promise<BatchOutcome[]> {
-    const { rows } = await this.options.pool.query<BatchRow>('SELECT * FROM append_batch($1::jsonb)', [JSON.stringify(batch)]);
+    const rows = await this.runAppendBatch(JSON.stringify(batch));
     if (rows.length !== batch.length) throw new Error(`append_batch answered ${rows.length} results for ${batch.length} requests`);
     const appended = (i: number): AppendResult => {
       const row = rows[i]!;
@@ -226,6 +235,25 @@ export class PostgresEventStore implements EventStore {
     if (outcomes.some((o) => o.status === 'appended')) this.wakeSubscribers();
     return outcomes;
   }
+
+  /**
+   * One append_batch call; again, in a new transaction, when it gives way to a
+   * newer writer of one of its streams (SQLSTATE 40001, see migration 002):
+   * that keeps each stream's revisions in order in the global feed.
+   */
+  private async runAppendBatch(requests: string): Promise<BatchRow[]> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return (await this.options.pool.query<BatchRow>('SELECT * FROM append_batch($1::jsonb)', [requests])).rows;
+      } catch (error) {
+        if ((error as { code?: string }).code !== '40001' || attempt >= MAX_ORDER_RETRIES) throw error;
+        this.orderRetries++;
+      }
+    }
+  }
+
+  /** Batches run again to keep per-stream order (see runAppendBatch); for tests and metrics. */
+  orderRetries = 0;
 
   private notifying = false;
   private notifyAgain = false;
@@ -325,7 +353,7 @@ export class PostgresEventStore implements EventStore {
     const { rows } = await this.options.pool.query<EventRow>(
       `SELECT ${EVENT_COLUMNS} FROM events
         WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot()) ${after}
-        ORDER BY transaction_id, position
+        ORDER BY events.transaction_id, events.position
         LIMIT $3`,
       [from ? from.commit.toString() : null, from ? from.prepare.toString() : null, maxCount],
     );
@@ -337,7 +365,7 @@ export class PostgresEventStore implements EventStore {
     const { rows } = await this.options.pool.query<{ transaction_id: string; position: string }>(
       `SELECT transaction_id::text AS transaction_id, position FROM events
         WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-        ORDER BY transaction_id DESC, position DESC LIMIT 1`,
+        ORDER BY events.transaction_id DESC, events.position DESC LIMIT 1`,
     );
     const row = rows[0];
     return row ? { commit: BigInt(row.transaction_id), prepare: BigInt(row.position) } : null;
