@@ -14,36 +14,8 @@ import {
 import { PostgresEventStore } from '@lorestore/event-store';
 import { gameLog, gameStep, redelivery } from '../../libs/projections/src/testing/game-log';
 import { createTestSchema, type TestSchema } from '../support/database';
+import { expectedOf, readBackPostgres, readBackRedis } from '../support/read-models';
 import { describeWithRedis } from '../support/services';
-
-/** What PostgreSQL holds, in the shape of InlineReadModels, to compare with a fresh fold. */
-const readBack = async (db: TestSchema) => {
-  const docs = new Map<string, unknown>();
-  for (const table of ['entities', 'world_state', 'narrative_state', 'player_state'] as const) {
-    const { rows } = await db.pool.query<{ world_id: string; id: string; data: unknown; revision: string; position: string }>(
-      `SELECT world_id, ${table === 'entities' ? 'entity_id::text' : table === 'player_state' ? 'player_id::text' : 'world_id'} AS id, data, revision, position FROM ${table}`,
-    );
-    for (const r of rows) docs.set(`${table}|${r.world_id}|${r.id}`, { state: r.data, revision: BigInt(r.revision), position: BigInt(r.position) });
-  }
-  const { rows } = await db.pool.query<{ key: string }>(
-    `SELECT world_id || '|' || player_id || '|' || revision || '|' || action || '|' || to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS key FROM player_history ORDER BY 1`,
-  );
-  return { docs, history: rows.map((r) => r.key) };
-};
-
-const expectedOf = (models: InlineReadModels) => ({
-  docs: new Map([...models.docs.values()].map((d) => [`${d.table}|${d.worldId}|${d.id}`, { state: d.state, revision: d.revision, position: d.position }])),
-  history: [...models.history.values()].map((h) => `${h.worldId}|${h.playerId}|${h.revision}|${h.action}|${h.at}`).sort(),
-});
-
-const redisDocs = async (redis: Redis, prefix: string, docs: Iterable<Doc>) => {
-  const out = new Map<string, unknown>();
-  for (const d of docs) {
-    const [revision, position, doc] = await redis.hmget(prefix + hotKey(d.table, d.worldId, d.id), 'revision', 'position', 'doc');
-    out.set(`${d.table}|${d.worldId}|${d.id}`, { state: JSON.parse(doc!), revision: BigInt(revision!), position: BigInt(position!) });
-  }
-  return out;
-};
 
 describeWithRedis('projection sinks: PostgreSQL read models and Redis hot state', (redisUrl) => {
   let db: TestSchema;
@@ -92,10 +64,10 @@ describeWithRedis('projection sinks: PostgreSQL read models and Redis hot state'
             const expected = new InlineReadModels();
             expected.apply(log);
             const want = expectedOf(expected);
-            const got = await readBack(db);
+            const got = await readBackPostgres(db.pool);
             expect(got.docs).toEqual(want.docs);
             expect(got.history).toEqual(want.history);
-            expect(await redisDocs(redis, prefix, expected.docs.values())).toEqual(want.docs);
+            expect(await readBackRedis(redis, prefix, expected.docs.values())).toEqual(want.docs);
           } finally {
             await hot.close();
           }
@@ -132,8 +104,8 @@ describeWithRedis('projection sinks: PostgreSQL read models and Redis hot state'
               await store.commit({ docs: chunk, history: [], checkpoint: { position: { commit: 1n, prepare: BigInt(i + 1) }, time: new Date() } }, ['p'], chunk.length);
             }
             const want = expectedOf(models).docs;
-            expect((await readBack(db)).docs).toEqual(want);
-            expect(await redisDocs(redis, prefix, models.docs.values())).toEqual(want);
+            expect((await readBackPostgres(db.pool)).docs).toEqual(want);
+            expect(await readBackRedis(redis, prefix, models.docs.values())).toEqual(want);
           } finally {
             await hot.close();
           }

@@ -22,7 +22,7 @@ export const removeServiceBuild = (): void => {
   builtDir = null;
 };
 
-export type ServiceProcess = { url: string; child: ChildProcess; kill: (signal?: NodeJS.Signals) => Promise<void> };
+export type ServiceProcess = { url: string; child: ChildProcess; kill: (signal?: NodeJS.Signals) => Promise<void>; output?: () => string };
 
 /** Starts `state-api` as a child process and waits until /health/ready answers 200. */
 export const startServiceProcess = async (env: Record<string, string>, port?: number): Promise<ServiceProcess> => {
@@ -51,6 +51,43 @@ export const startServiceProcess = async (env: Record<string, string>, port?: nu
   return {
     url,
     child,
+    kill: async (signal = 'SIGKILL') => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      await exited;
+    },
+  };
+};
+
+/** Starts `apps/projector` as a child process; resolves once it leads (its runner took the lock). */
+export const startProjectorProcess = async (env: Record<string, string>): Promise<ServiceProcess> => {
+  const dir = buildService();
+  const child = spawn(process.execPath, [path.join(dir, 'apps/projector/src/main.js')], {
+    cwd: ROOT,
+    env: { ...process.env, LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`projector did not start leading within 20 s: ${output}`)), 20_000);
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.includes('projector: leading')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onData);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`projector exited with ${code}: ${output}`));
+    });
+  });
+  return {
+    url: '',
+    child,
+    output: () => output,
     kill: async (signal = 'SIGKILL') => {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       await exited;

@@ -1,0 +1,40 @@
+import type Redis from 'ioredis';
+import type { Cluster } from 'ioredis';
+import { hotKey, type Doc, type InlineReadModels } from '@lorestore/projections';
+import type { Pool } from 'pg';
+
+/** A document as the comparisons see it, keyed `table|world|id`. */
+export type ComparableDoc = { state: unknown; revision: bigint; position: bigint };
+
+/** Every read-model row PostgreSQL holds, in the shape `expectedOf` gives a fresh fold. */
+export const readBackPostgres = async (pool: Pool) => {
+  const docs = new Map<string, ComparableDoc>();
+  for (const table of ['entities', 'world_state', 'narrative_state', 'player_state'] as const) {
+    const id = table === 'entities' ? 'entity_id::text' : table === 'player_state' ? 'player_id::text' : 'world_id';
+    const { rows } = await pool.query<{ world_id: string; id: string; data: unknown; revision: string; position: string }>(
+      `SELECT world_id, ${id} AS id, data, revision, position FROM ${table}`,
+    );
+    for (const r of rows) docs.set(`${table}|${r.world_id}|${r.id}`, { state: r.data, revision: BigInt(r.revision), position: BigInt(r.position) });
+  }
+  const { rows } = await pool.query<{ key: string }>(
+    `SELECT world_id || '|' || player_id || '|' || revision || '|' || action || '|' || to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS key
+       FROM player_history ORDER BY 1`,
+  );
+  return { docs, history: rows.map((r) => r.key) };
+};
+
+/** What a fresh, ordered, once-only fold of the log says the read models must hold. */
+export const expectedOf = (models: InlineReadModels) => ({
+  docs: new Map([...models.docs.values()].map((d) => [`${d.table}|${d.worldId}|${d.id}`, { state: d.state, revision: d.revision, position: d.position }])),
+  history: [...models.history.values()].map((h) => `${h.worldId}|${h.playerId}|${h.revision}|${h.action}|${h.at}`).sort(),
+});
+
+/** The hot-state copies of these documents, read straight from Redis (null where a key is missing). */
+export const readBackRedis = async (redis: Redis | Cluster, prefix: string, docs: Iterable<Doc>) => {
+  const out = new Map<string, ComparableDoc | null>();
+  for (const d of docs) {
+    const [revision, position, doc] = await redis.hmget(prefix + hotKey(d.table, d.worldId, d.id), 'revision', 'position', 'doc');
+    out.set(`${d.table}|${d.worldId}|${d.id}`, doc === null ? null : { state: JSON.parse(doc), revision: BigInt(revision!), position: BigInt(position!) });
+  }
+  return out;
+};
