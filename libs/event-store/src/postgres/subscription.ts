@@ -79,6 +79,7 @@ export class PostgresAllSubscription implements AllSubscription {
     this.listener = null;
     if (listener) {
       await listener.query(`UNLISTEN "${this.options.channel}"`).catch(() => undefined);
+      this.detach(listener);
       listener.release();
     }
     this.options.onClose();
@@ -87,23 +88,37 @@ export class PostgresAllSubscription implements AllSubscription {
   private async ensureListening(): Promise<void> {
     if (this.listener) return;
     const client = await this.store.pool.connect();
-    client.on('notification', () => {
-      this.notified = true;
-      this.wake?.();
-    });
-    client.on('error', () => this.dropListener());
+    client.on('notification', this.onNotification);
+    client.on('error', this.onError);
     await client.query(`LISTEN "${this.options.channel}"`);
     if (this.closed) {
+      this.detach(client);
       client.release();
       return;
     }
     this.listener = client;
   }
 
+  private readonly onNotification = () => {
+    this.notified = true;
+    this.wake?.();
+  };
+
+  private readonly onError = () => this.dropListener();
+
+  /** A pooled connection goes back to other users: without our listeners (they would pile up on it). */
+  private detach(client: PoolClient): void {
+    client.off('notification', this.onNotification);
+    client.off('error', this.onError);
+  }
+
   private dropListener(): void {
     const listener = this.listener;
     this.listener = null;
-    if (listener) listener.release(true);
+    if (listener) {
+      this.detach(listener);
+      listener.release(true);
+    }
   }
 
   private sleep(ms: number): Promise<void> {
