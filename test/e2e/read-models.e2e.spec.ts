@@ -1,0 +1,136 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import Redis from 'ioredis';
+import { eventually } from '@lorestore/event-store/testing';
+import { ADMIN_KEY, startTestApp, type TestApp } from '../support/app';
+import { describeWithRedis } from '../support/services';
+
+/** Queries answered from the read models (Redis hot state, then PostgreSQL), with consistency tokens. */
+describeWithRedis('read models through HTTP (e2e, Redis hot state)', (redisUrl) => {
+  let t: TestApp;
+  let redis: Redis;
+  const prefix = `e2e:${randomBytes(4).toString('hex')}:`;
+  const world = 'rm-world';
+
+  beforeAll(async () => {
+    t = await startTestApp('e2e_read_models', { REDIS_URL: redisUrl, REDIS_KEY_PREFIX: prefix });
+    redis = new Redis(redisUrl);
+  });
+  afterAll(async () => {
+    await t.close();
+    const keys = await redis.keys(`${prefix}*`);
+    if (keys.length) await redis.del(...keys);
+    redis.disconnect();
+  });
+
+  const send = async (type: string, payload: unknown) => {
+    const response = await t.request({ method: 'POST', url: `/v1/worlds/${world}/commands`, body: { commandId: randomUUID(), type, payload } });
+    expect(response.status).toBe(200);
+    return response.body as { position: number; revision: number };
+  };
+  const get = (url: string, token?: number, key?: string) =>
+    t.request({ method: 'GET', url, ...(token ? { headers: { 'x-consistency-token': String(token) } } : {}), ...(key ? { key } : {}) });
+
+  it('serves an entity from Redis, and from PostgreSQL when the key is gone, filling Redis again', async () => {
+    const entityId = randomUUID();
+    await send('entity.spawn', { entityId, kind: 'npc', attributes: { name: 'Oda' } });
+    const { position } = await send('entity.update', { entityId, set: { mood: 'calm' }, unset: [] });
+    const first = await get(`/v1/worlds/${world}/entities/${entityId}`, position);
+    expect(first.body).toMatchObject({ id: entityId, attributes: { name: 'Oda', mood: 'calm' }, revision: 1 });
+
+    const key = `${prefix}entity:{${world}:${entityId}}`;
+    expect(await redis.hget(key, 'revision')).toBe('1');
+    const ttl = await redis.ttl(key);
+    expect(ttl).toBeGreaterThan(3500);
+
+    await redis.del(key);
+    const again = await get(`/v1/worlds/${world}/entities/${entityId}`);
+    expect(again.body).toEqual(first.body);
+    // The fill is not awaited by the read (it must not slow it down).
+    expect(await eventually(() => redis.hget(key, 'revision'), (v) => v !== null)).toBe('1');
+  });
+
+  it('answers 504 with Retry-After when the read model does not reach the token in time', async () => {
+    const late = await get(`/v1/worlds/${world}/entities/${randomUUID()}?minPosition=999999999`);
+    expect(late.status).toBe(504);
+    expect(late.headers['retry-after']).toBe('1');
+    expect(late.body).toMatchObject({ status: 504, title: 'Not caught up' });
+    expect(String(late.body && (late.body as { detail: string }).detail)).toMatch(/entities read model/);
+  });
+
+  it('pages through a world’s entities by kind and location, in id order, with nothing twice', async () => {
+    const market = randomUUID();
+    const npcs = Array.from({ length: 5 }, () => randomUUID());
+    for (const entityId of npcs) await send('entity.spawn', { entityId, kind: 'merchant', attributes: {}, locationId: market });
+    await send('entity.spawn', { entityId: randomUUID(), kind: 'merchant', attributes: {}, locationId: randomUUID() });
+    const token = (await send('entity.despawn', { entityId: npcs[4]!, reason: 'left' })).position;
+
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const page: { status: number; body: { items: { id: string }[]; nextCursor: string | null } } = (await get(
+        `/v1/worlds/${world}/entities?kind=merchant&locationId=${market}&limit=2${cursor ? `&cursor=${cursor}` : ''}`,
+        token,
+      )) as never;
+      expect(page.status).toBe(200);
+      seen.push(...page.body.items.map((i) => i.id));
+      cursor = page.body.nextCursor;
+    } while (cursor);
+    expect(seen).toEqual(npcs.slice(0, 4).sort());
+  });
+
+  it('refuses a cursor it did not issue (400 naming the field), and changes nothing', async () => {
+    const bad = await get(`/v1/worlds/${world}/entities?cursor=${Buffer.from('not-a-cursor').toString('base64url')}`);
+    expect(bad.status).toBe(400);
+    expect(bad.body).toMatchObject({ errors: [{ path: 'cursor' }] });
+  });
+
+  it('reads player history from the partitioned table: newest first, by time range, in pages', async () => {
+    const playerId = randomUUID();
+    const months = [-3, -2, -1, 0].map((k) => {
+      const d = new Date();
+      d.setUTCDate(10);
+      d.setUTCMonth(d.getUTCMonth() + k);
+      return d.toISOString();
+    });
+    let token = 0;
+    for (const [i, at] of months.entries()) token = (await send('player.record_action', { playerId, action: `a${i}`, context: { i }, at })).position;
+    const all = await get(`/v1/worlds/${world}/players/${playerId}/history`, token);
+    expect(all.body.items.map((i: { action: string }) => i.action)).toEqual(['a3', 'a2', 'a1', 'a0']);
+    const range = await get(`/v1/worlds/${world}/players/${playerId}/history?from=${encodeURIComponent(months[1]!)}&to=${encodeURIComponent(months[3]!)}`);
+    expect(range.body.items.map((i: { action: string }) => i.action)).toEqual(['a2', 'a1']);
+    const page1 = await get(`/v1/worlds/${world}/players/${playerId}/history?limit=3`);
+    expect(page1.body.items).toHaveLength(3);
+    const page2 = await get(`/v1/worlds/${world}/players/${playerId}/history?limit=3&cursor=${page1.body.nextCursor}`);
+    expect(page2.body.items.map((i: { action: string }) => i.action)).toEqual(['a0']);
+    expect(page2.body.nextCursor).toBeNull();
+    const past = await get(`/v1/worlds/${world}/players/${playerId}/history?atRevision=1`);
+    expect(past.body.items.map((i: { action: string }) => i.action)).toEqual(['a1', 'a0']);
+  });
+
+  it('lists every projection with checkpoint and lag for admins only', async () => {
+    const { position } = await send('world.advance_time', { ticks: 1 });
+    await get(`/v1/worlds/${world}/state`, position);
+    expect((await t.request({ method: 'GET', url: '/v1/admin/projections', key: null })).status).toBe(401);
+    expect((await get('/v1/admin/projections')).status).toBe(403);
+    const list = await get('/v1/admin/projections', undefined, ADMIN_KEY);
+    expect(list.status).toBe(200);
+    expect(list.body.projector).toEqual({ mode: 'inline', leader: true });
+    const names = list.body.projections.map((p: { name: string }) => p.name);
+    expect(names).toEqual(['entities', 'world_state', 'narrative_state', 'player_state', 'player_history']);
+    for (const p of list.body.projections) {
+      expect(p.checkpoint.position).toBeGreaterThanOrEqual(position);
+      expect(p).toMatchObject({ version: 1, lag: { events: 0, ms: 0 }, status: 'caught_up' });
+      expect(p.eventsProcessed).toBeGreaterThan(0);
+    }
+  });
+
+  it('reports hot state and projections in readiness, and lag in the metrics', async () => {
+    const ready = await t.request({ method: 'GET', url: '/health/ready', key: null });
+    expect(ready.status).toBe(200);
+    expect(ready.body.info.hotState).toEqual({ status: 'up', kind: 'redis' });
+    expect(ready.body.info.projections.status).toBe('up');
+    const metrics = await t.request({ method: 'GET', url: '/metrics', key: null });
+    expect(metrics.body).toMatch(/lorestore_projection_lag_events\{projection="entities"\} 0/);
+    expect(metrics.body).toMatch(/lorestore_hot_state_reads_total\{result="(hit|miss)"\} \d+/);
+  });
+});
