@@ -56,6 +56,20 @@ describe('two state-api instances on one store (e2e)', () => {
     expect(read.body.locationId).toBe(home);
   });
 
+  it('never serves a stale document from an in-process hot state that another instance’s projector does not write', async () => {
+    const entityId = randomUUID();
+    const spawned = await send(a, 'entity.spawn', { entityId, kind: 'npc', attributes: { hp: 1 } });
+    const token = { 'x-consistency-token': String(spawned.body.position) };
+    for (const instance of [a, b]) {
+      expect((await instance.request({ method: 'GET', url: `/v1/worlds/${world}/entities/${entityId}`, headers: token })).body.attributes).toEqual({ hp: 1 });
+    }
+    const updated = await send(b, 'entity.update', { entityId, set: { hp: 2 }, unset: [] });
+    for (const instance of [a, b]) {
+      const read = await instance.request({ method: 'GET', url: `/v1/worlds/${world}/entities/${entityId}`, headers: { 'x-consistency-token': String(updated.body.position) } });
+      expect(read.body.attributes).toEqual({ hp: 2 });
+    }
+  });
+
   it('keeps relationship arithmetic exact under concurrent changes from both instances', async () => {
     const playerId = randomUUID();
     const targetId = randomUUID();

@@ -18,7 +18,7 @@ export type ProjectionStatus = {
 };
 
 /** Counting further than this costs more than it tells. */
-const LAG_COUNT_LIMIT = 1_000_000;
+const LAG_COUNT_LIMIT = 100_000;
 const STALLED_AFTER_MS = 30_000;
 
 /**

@@ -26,7 +26,17 @@ export class ReadModels {
     private readonly metrics: Metrics,
   ) {}
 
+  /**
+   * The in-process hot state only sees the writes of a projector in this
+   * process: any other instance answers from PostgreSQL, or it would keep
+   * serving what it once filled.
+   */
+  private get hotUsable(): boolean {
+    return this.hot.kind !== 'memory' || this.projections.runner?.isLeader === true;
+  }
+
   async doc(table: DocTable, worldId: string, id: string): Promise<HotDoc | null> {
+    if (!this.hotUsable) return this.fromPostgres(table, worldId, id);
     let hit: HotDoc | null | 'timeout' | 'error';
     try {
       hit = await Promise.race([this.hot.get(table, worldId, id), timeout(this.config.REDIS_READ_TIMEOUT_MS)]);
@@ -44,6 +54,11 @@ export class ReadModels {
     // revision-guarded, so it cannot replace a newer document the projector wrote meanwhile.
     if (hit === null) this.fill(doc);
     return { revision: doc.revision, position: doc.position, state: doc.state, updatedAt: doc.updatedAt };
+  }
+
+  private async fromPostgres(table: DocTable, worldId: string, id: string): Promise<HotDoc | null> {
+    const doc = await this.store.getDoc(table, worldId, id);
+    return doc ? { revision: doc.revision, position: doc.position, state: doc.state, updatedAt: doc.updatedAt } : null;
   }
 
   private fill(doc: Doc): void {
