@@ -114,12 +114,12 @@ describeWithRedis('read models through HTTP (e2e, Redis hot state)', (redisUrl) 
     expect((await get('/v1/admin/projections')).status).toBe(403);
     const list = await get('/v1/admin/projections', undefined, ADMIN_KEY);
     expect(list.status).toBe(200);
-    expect(list.body.projector).toEqual({ mode: 'inline', leader: true });
-    const names = list.body.projections.map((p: { name: string }) => p.name);
+    const names = list.body.map((p: { name: string }) => p.name);
     expect(names).toEqual(['entities', 'world_state', 'narrative_state', 'player_state', 'player_history']);
-    for (const p of list.body.projections) {
-      expect(p.checkpoint.position).toBeGreaterThanOrEqual(position);
-      expect(p).toMatchObject({ version: 1, lag: { events: 0, ms: 0 }, status: 'caught_up' });
+    for (const p of list.body) {
+      expect(p.checkpoint).toBeGreaterThanOrEqual(position);
+      expect(p.checkpointCommit).toMatch(/^\d+$/);
+      expect(p).toMatchObject({ version: 1, lag: { events: 0, ms: 0 }, status: 'caught_up', projector: { mode: 'inline', leader: true } });
       expect(p.eventsProcessed).toBeGreaterThan(0);
     }
   });

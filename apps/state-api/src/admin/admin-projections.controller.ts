@@ -13,12 +13,16 @@ export class AdminProjectionsController {
   constructor(private readonly projections: ProjectionsService) {}
 
   @Get()
-  @ApiOperation({ summary: 'Each projection: checkpoint, lag (events and ms), events processed, status; and who runs them' })
+  @ApiOperation({
+    summary: 'Each projection: checkpoint, lag (events and ms), events processed, status',
+    description:
+      'An array, one item per projection: `{ name, version, checkpoint, checkpointCommit, lag: { events, ms }, eventsProcessed, updatedAt, status, projector }`. ' +
+      '`checkpoint` is the position of the last event applied (compare it with a command’s `position`); `status` is `not_started`, `caught_up`, `catching_up` or `stalled` ' +
+      '(behind and no progress for 30 s); `projector` says whether this instance runs the projections (`inline`, and whether it leads) or another process does (`external`).',
+  })
   async list() {
     const runner = this.projections.runner;
-    return {
-      projector: runner ? { mode: 'inline', leader: runner.isLeader } : { mode: 'external' },
-      projections: await this.projections.statuses(),
-    };
+    const projector = runner ? { mode: 'inline', leader: runner.isLeader } : { mode: 'external' };
+    return (await this.projections.statuses()).map((status) => ({ ...status, projector }));
   }
 }

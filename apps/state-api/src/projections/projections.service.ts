@@ -10,7 +10,10 @@ import { HOT_STATE, READ_MODELS, createRunner } from './projections.providers';
 export type ProjectionStatus = {
   name: string;
   version: number;
-  checkpoint: { position: number; commit: string } | null;
+  /** The position (a command's `position` token) of the last event applied; null before the first. */
+  checkpoint: number | null;
+  /** The transaction of that event: the checkpoint's place in the feed is (commit, position). */
+  checkpointCommit: string | null;
   lag: { events: number; ms: number };
   eventsProcessed: number;
   updatedAt: string | null;
@@ -103,7 +106,8 @@ export class ProjectionsService implements OnApplicationBootstrap, BeforeApplica
         return {
           name: p.name,
           version: p.version,
-          checkpoint: c ? { position: Number(c.position.prepare), commit: c.position.commit.toString() } : null,
+          checkpoint: c ? Number(c.position.prepare) : null,
+          checkpointCommit: c ? c.position.commit.toString() : null,
           lag: behind,
           eventsProcessed: c ? Number(c.events) : 0,
           updatedAt: c ? c.updatedAt.toISOString() : null,
