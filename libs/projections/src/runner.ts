@@ -229,9 +229,11 @@ export class ProjectionRunner {
     changes.checkpoint = { position: last.position, time: last.created };
 
     await this.putHot(changes.docs);
+    // Remembered as soon as the hot store has them, so a resync after a failover covers them too.
+    for (const doc of changes.docs) this.rememberWritten(doc);
     await this.options.readModels.commit(changes, this.names, events.length);
+    for (const doc of changes.docs) this.cache(doc);
 
-    for (const doc of changes.docs) this.remember(doc);
     for (const name of this.names) this.checkpoints.set(name, last.position);
     this.lastPosition = last.position;
     this.options.onBatch?.({ events: events.length, docs: changes.docs.length, history: changes.history.length, ms: performance.now() - started, position: last.position });
@@ -258,12 +260,18 @@ export class ProjectionRunner {
     }
   }
 
-  private remember(doc: Doc): void {
+  /** Committed documents, so the next batch on a busy stream needs no read. */
+  private cache(doc: Doc): void {
     const key = docKey(doc.table, doc.streamId);
-    const limit = this.options.docCacheSize ?? 100_000;
     this.docCache.delete(key);
     this.docCache.set(key, doc);
-    if (this.docCache.size > limit) this.docCache.delete(this.docCache.keys().next().value as string);
+    if (this.docCache.size > (this.options.docCacheSize ?? 100_000)) this.docCache.delete(this.docCache.keys().next().value as string);
+  }
+
+  /** Documents written to the hot store lately: what a resync writes again. */
+  private rememberWritten(doc: Doc): void {
+    const key = docKey(doc.table, doc.streamId);
+    const limit = this.options.docCacheSize ?? 100_000;
     const now = Date.now();
     this.recent.delete(key);
     this.recent.set(key, { doc, at: now });

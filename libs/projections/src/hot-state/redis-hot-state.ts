@@ -60,6 +60,8 @@ export class RedisHotState implements HotStateStore {
         retryDelayOnClusterDown: 100,
         retryDelayOnTryAgain: 100,
         slotsRefreshTimeout: options.connectTimeoutMs,
+        // Also notice a failover that no command ran into yet.
+        slotsRefreshInterval: 2000,
         maxRedirections: 16,
       };
       this.client = new Cluster(options.clusterNodes, clusterOptions) as Client;
@@ -81,8 +83,10 @@ export class RedisHotState implements HotStateStore {
   private lossTimer: NodeJS.Timeout | null = null;
 
   private possibleLoss(): void {
-    // Topology events come in bursts; one resync after the burst is enough.
-    if (this.lossTimer) clearTimeout(this.lossTimer);
+    // Topology events come in bursts: resync at the first one (the sooner lost writes are
+    // back, the shorter readers see older revisions), and once more after the burst.
+    if (!this.lossTimer) for (const listener of this.lossListeners) listener();
+    else clearTimeout(this.lossTimer);
     this.lossTimer = setTimeout(() => {
       this.lossTimer = null;
       for (const listener of this.lossListeners) listener();
@@ -95,7 +99,9 @@ export class RedisHotState implements HotStateStore {
   }
 
   async get(table: DocTable, worldId: string, id: string): Promise<HotDoc | null> {
-    const [revision, position, updatedAt, doc] = await this.client.hmget(hotKey(table, worldId, id), 'revision', 'position', 'updatedAt', 'doc');
+    const [revision, position, updatedAt, doc] = await this.client
+      .hmget(hotKey(table, worldId, id), 'revision', 'position', 'updatedAt', 'doc')
+      .catch((error: unknown) => this.redirected(error));
     if (revision === null || position === null || updatedAt === null || doc === null) return null;
     return { revision: BigInt(revision), position: BigInt(position), updatedAt, state: JSON.parse(doc) };
   }
@@ -113,7 +119,18 @@ export class RedisHotState implements HotStateStore {
           this.options.ttlSeconds,
         ),
       ),
-    );
+    ).catch((error: unknown) => this.redirected(error));
+  }
+
+  /**
+   * ioredis follows MOVED/ASK inside an auto-pipeline only when every reply of
+   * the pipeline carries the same one; a pipeline over several slots hands the
+   * errors back and leaves the slot map stale. Refresh it, so the caller's
+   * retry goes to the new owner (found by the Cluster failover test).
+   */
+  private redirected(error: unknown): never {
+    if (this.client instanceof Cluster && /^(MOVED|ASK) /.test((error as Error).message)) this.client.refreshSlotsCache();
+    throw error;
   }
 
   async ping(): Promise<void> {
