@@ -1,24 +1,30 @@
 import { runAppendBench } from './append';
 import { runHttpBench } from './http';
+import { runProjectionsBench } from './projections';
 
 /** `npm run bench -- <name>`: builds, then runs one benchmark by name. */
 const benches: Record<string, { describe: string; run: () => Promise<void> }> = {
   append: { describe: 'single-event appends at 1/16/64 writers vs raw pg and emmett-postgresql', run: runAppendBench },
   http: { describe: 'POST /v1/worlds/{w}/commands with autocannon vs a bare Fastify + micro-batched INSERT ceiling', run: runHttpBench },
+  projections: { describe: 'projection throughput into PostgreSQL and Redis, lag at 5,000 appends/s, GET entity from Redis at 10,000 req/s', run: runProjectionsBench },
 };
 
 const usage = (): string =>
   [
     'usage: npm run bench -- <name>',
     '',
-    ...Object.entries(benches).map(([name, b]) => `  ${name.padEnd(8)} ${b.describe}`),
+    ...Object.entries(benches).map(([name, b]) => `  ${name.padEnd(11)} ${b.describe}`),
     '',
     'DATABASE_URL: the PostgreSQL to use (default: a throwaway embedded one).',
     'append: BENCH_SECONDS (5), BENCH_WARMUP_SECONDS (1), BENCH_WRITERS (1,16,64), BENCH_GROUP_COMMIT (1,2,4),',
     '        BENCH_GROUP_COMMIT_MAX_BATCH (256), BENCH_STREAMS (0 = a new stream per append),',
     '        BENCH_PREFILL (0; N = write N events of history per contender and ANALYZE before measuring; http too)',
     'http:   BENCH_HTTP_SECONDS (10), BENCH_HTTP_WARMUP_SECONDS (2), BENCH_HTTP_CONNECTIONS (64), BENCH_HTTP_PLAYERS (1000)',
-    'both:   BENCH_JSON_OUT=<file> also writes the JSON report there; BENCH_CPU_PROF=<dir> writes .cpuprofile files',
+    'projections: BENCH_PROJ_EVENTS (100000, at most 2000000), BENCH_PROJ_BATCH_SIZES (200,1000), BENCH_PROJ_WORLDS (4), BENCH_PROJ_ENTITIES (10000),',
+    '        BENCH_PROJ_PLAYERS (2000), BENCH_PROJ_LAG_RATE (5000; 0 skips), BENCH_PROJ_LAG_SECONDS (10), BENCH_PROJ_LAG_WARMUP_SECONDS (2),',
+    '        BENCH_PROJ_LAG_BATCH_SIZE (1000), BENCH_PROJ_READ_RATE (10000; 0 skips), BENCH_PROJ_READ_CONNECTIONS (32),',
+    '        BENCH_PROJ_READ_SECONDS (10), BENCH_PROJ_READ_WARMUP_SECONDS (2), BENCH_PROJ_READ_IDS (10000); REDIS_URL (redis://127.0.0.1:6379)',
+    'all:    BENCH_JSON_OUT=<file> also writes the JSON report there; BENCH_CPU_PROF=<dir> writes .cpuprofile files',
   ].join('\n');
 
 // Ctrl-C also reaches the workers and servers (same process group): they stop, the

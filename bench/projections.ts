@@ -1,0 +1,305 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { PostgresEventStore } from '@lorestore/event-store';
+import { createPostgresPool } from '@lorestore/infra';
+import { hotKey } from '@lorestore/projections';
+import type { EntityState } from '@lorestore/domain';
+import { runCatchUp, type CatchUpRecording, type RedisTarget } from './projections/catch-up';
+import { runLag, type LagResult } from './projections/lag';
+import { prefillEventStore, type PrefillResult } from './projections/prefill';
+import { measureRedisReads, measureService, redisBenchmark, type EntityRef, type ReadLoad, type ReadResult } from './projections/reads';
+import { countKeys, deleteKeys, redisReachable } from './projections/redis';
+import { postgresPlain, postgresSink, redisPlain, redisSink } from './projections/sinks';
+import { summarize, TARGETS, type BatchCell, type Outcome, type Reads } from './projections/summary';
+import { GameTraffic, type TrafficShape } from './projections/traffic';
+import { acquireDatabase, adminPool, checkpoint, dropSchemas, freshSchema, redactUrl } from './support/database';
+import { envIntList, envNumber, log } from './support/env';
+import { describeMachine, durabilityWarnings, machineLine } from './support/machine';
+import { printReport } from './support/report';
+
+const SERVICE_MAIN = path.resolve(__dirname, '..', 'apps', 'state-api', 'src', 'main.js');
+/** The service's PROJECTION_BATCH_SIZE default: the batch size the targets are judged on. */
+const SERVICE_BATCH_SIZE = 1000;
+const TTL_SECONDS = 3600;
+const REDIS_ROUNDS = 2;
+
+const shapeOf = (prefix: string, worlds: number, entities: number, players: number, seed: number): TrafficShape => ({
+  worlds: Array.from({ length: worlds }, (_, i) => `${prefix}${i}`),
+  entitiesPerWorld: Math.max(1, Math.round(entities / worlds)),
+  playersPerWorld: Math.max(2, Math.round(players / worlds)),
+  seed,
+});
+
+/** run.ts sets exit code 130 on Ctrl-C: stop between phases and clean up (the writer and the service stop by themselves). */
+const stopIfInterrupted = (): void => {
+  if (process.exitCode === 130) throw new Error('interrupted');
+};
+
+const failure = (error: unknown): string => (error instanceof Error ? error.message : String(error));
+
+/** Active entities among the documents the runner wrote last: ids the read test can ask for and get 200. */
+const activeEntities = (recording: CatchUpRecording, limit: number): EntityRef[] => {
+  const latest = new Map<string, { worldId: string; entityId: string; active: boolean }>();
+  for (const put of recording.puts) {
+    for (const doc of put) {
+      if (doc.table !== 'entities') continue;
+      latest.set(doc.streamId, { worldId: doc.worldId, entityId: doc.id, active: (doc.state as EntityState).status === 'active' });
+    }
+  }
+  return [...latest.values()].filter((e) => e.active).slice(0, limit).map(({ worldId, entityId }) => ({ worldId, entityId }));
+};
+
+/**
+ * `npm run bench -- projections`: issue #3. Projection throughput from zero
+ * into PostgreSQL and Redis (and each sink alone against a plain write of
+ * the same data), lag under a paced 5,000 appends/s, and GET one entity from
+ * Redis through the service at 10,000 req/s against Redis itself.
+ */
+export const runProjectionsBench = async (): Promise<void> => {
+  // The sinks' inputs are kept in memory for (b) and (c): a couple of million events is the sensible top.
+  const events = envNumber('BENCH_PROJ_EVENTS', 100_000, 1000, 2_000_000);
+  const batchSizes = envIntList('BENCH_PROJ_BATCH_SIZES', [200, 1000], 1, 100_000);
+  const worlds = envNumber('BENCH_PROJ_WORLDS', 4, 1, 1000);
+  const entities = envNumber('BENCH_PROJ_ENTITIES', 10_000, 1, 10_000_000);
+  const players = envNumber('BENCH_PROJ_PLAYERS', 2_000, 2, 10_000_000);
+  const lagRate = envNumber('BENCH_PROJ_LAG_RATE', TARGETS.lagWriteRate, 0, 100_000);
+  const lagSeconds = envNumber('BENCH_PROJ_LAG_SECONDS', 10, 1, 600);
+  const lagWarmup = envNumber('BENCH_PROJ_LAG_WARMUP_SECONDS', 2, 0, 60);
+  const lagBatch = envNumber('BENCH_PROJ_LAG_BATCH_SIZE', SERVICE_BATCH_SIZE, 1, 100_000);
+  const readRate = envNumber('BENCH_PROJ_READ_RATE', TARGETS.readRate, 0, 1_000_000);
+  const readConnections = envNumber('BENCH_PROJ_READ_CONNECTIONS', 32, 1, 1024);
+  const readSeconds = envNumber('BENCH_PROJ_READ_SECONDS', 10, 1, 600);
+  const readWarmup = envNumber('BENCH_PROJ_READ_WARMUP_SECONDS', 2, 0, 60);
+  const readIds = envNumber('BENCH_PROJ_READ_IDS', 10_000, 1, 1_000_000);
+  const redisUrl = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
+  const judgedBatch = batchSizes.includes(SERVICE_BATCH_SIZE) ? SERVICE_BATCH_SIZE : batchSizes.at(-1)!;
+  // The judged size runs last: the lag and read phases use its read models and hot keys.
+  const order = [...batchSizes.filter((b) => b !== judgedBatch), judgedBatch];
+
+  const runId = `${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
+  const keyPrefix = `lorestore-bench-proj-${runId}-`;
+  const db = await acquireDatabase();
+  const admin = adminPool(db.url);
+  const schemas: string[] = [];
+  const schema = (prefix: string) => {
+    const name = freshSchema(prefix);
+    schemas.push(name);
+    return name;
+  };
+  const drop = async (...names: string[]) => {
+    await dropSchemas(admin, names).catch((error: unknown) => log(`could not drop ${names.join(', ')}: ${failure(error)}`));
+  };
+  const startedAt = new Date();
+  const cells: BatchCell[] = [];
+  let machine;
+  let redisVersion: string | null = null;
+  let prefill: PrefillResult | undefined;
+  let lag: Outcome<LagResult>;
+  const reads: Reads = { service: { skipped: 'not reached' }, redis: { skipped: 'not reached' }, redisBenchmark: [] };
+  let loadAverageAtEnd: number[];
+  const cleanup = { schemasLeft: [] as string[], redisKeysLeft: null as number | null };
+  const prefillShape = shapeOf('bench-w', worlds, entities, players, 1);
+  try {
+    machine = await describeMachine(admin, db.source, redactUrl(db.url));
+    log(machineLine(machine));
+    for (const warning of durabilityWarnings(machine)) log(`WARNING: ${warning}`);
+    redisVersion = await redisReachable(redisUrl);
+    log(redisVersion ? `Redis ${redisVersion} at ${redactUrl(redisUrl)}, keys under ${keyPrefix}*` : `WARNING: no Redis at ${redactUrl(redisUrl)}: the runner uses the in-process hot state, Redis parts are skipped`);
+    const redisAt = (suffix: string): RedisTarget | null => (redisVersion ? { url: redisUrl, prefix: `${keyPrefix}${suffix}:` } : null);
+
+    // The log: N events of game traffic, analyzed.
+    const eventsSchema = schema('bench_proj_events');
+    const eventsPool = createPostgresPool({ url: db.url, schema: eventsSchema, max: 2, applicationName: 'bench-proj-prefill' });
+    try {
+      await PostgresEventStore.migrate(eventsPool, eventsSchema);
+      log(`prefill: ${events} events over ${worlds} worlds, ~${entities} entities, ${players} players`);
+      prefill = await prefillEventStore(eventsPool, eventsSchema, new GameTraffic(prefillShape), events);
+      log(`  ${prefill.events} events (${prefill.megabytes} MB of JSON), ${prefill.streams} streams in ${prefill.ms} ms`);
+    } finally {
+      await eventsPool.end();
+    }
+
+    let last: { readModelSchema: string; redis: RedisTarget | null; refs: EntityRef[] } | null = null;
+    for (const batchSize of order) {
+      stopIfInterrupted();
+      const readModelSchema = schema(`bench_proj_rm_b${batchSize}`);
+      const redis = redisAt(`b${batchSize}`);
+      await checkpoint(admin);
+      log(`(a) runner from zero, batch ${batchSize}`);
+      const { result: catchUp, recording } = await runCatchUp({
+        url: db.url,
+        eventsSchema,
+        readModelSchema,
+        redis,
+        batchSize,
+        expectedEvents: prefill.events,
+        ttlSeconds: TTL_SECONDS,
+      });
+      const b = catchUp.breakdown;
+      log(`  ${catchUp.eventsPerSecond} events/s (${catchUp.ms} ms, ${catchUp.batches} batches); feed ${b.feedReadMs}, load ${b.loadDocsMs}, plan ${b.planMs}, hot ${b.hotPutMs}, commit ${b.pgCommitMs}, other ${b.otherMs} ms`);
+
+      let redisSinkResult = null;
+      let redisPlainResult = null;
+      if (redis) {
+        // Alternated, best of each kept: a 2-3 s measurement on a shared 2-core machine is noisy.
+        log(`(b) Redis sink alone, batch ${batchSize}: ${recording.puts.length} puts, ${REDIS_ROUNDS} rounds`);
+        for (let round = 0; round < REDIS_ROUNDS; round++) {
+          const sinkPrefix = `${keyPrefix}b${batchSize}-sink${round}:`;
+          const plainPrefix = `${keyPrefix}b${batchSize}-plain${round}:`;
+          const sink = await redisSink(redisUrl, sinkPrefix, recording.puts, catchUp.events, TTL_SECONDS);
+          const plain = await redisPlain(redisUrl, plainPrefix, recording.puts, catchUp.events, TTL_SECONDS);
+          log(`  round ${round + 1}: guarded ${sink.eventsPerSecond} events/s, plain ${plain.eventsPerSecond} events/s`);
+          if (!redisSinkResult || sink.eventsPerSecond > redisSinkResult.eventsPerSecond) redisSinkResult = sink;
+          if (!redisPlainResult || plain.eventsPerSecond > redisPlainResult.eventsPerSecond) redisPlainResult = plain;
+          await deleteKeys(redisUrl, sinkPrefix);
+          await deleteKeys(redisUrl, plainPrefix);
+        }
+      }
+
+      stopIfInterrupted();
+      log(`(c) PostgreSQL sink alone, batch ${batchSize}: ${recording.commits.length} commits`);
+      const sinkSchema = schema(`bench_proj_sink_b${batchSize}`);
+      const plainSchema = schema(`bench_proj_plain_b${batchSize}`);
+      const postgresSinkResult = await postgresSink(db.url, admin, sinkSchema, recording.commits, catchUp.events);
+      const postgresPlainResult = await postgresPlain(db.url, admin, readModelSchema, plainSchema, recording.commits, catchUp.events);
+      log(`  guarded ${postgresSinkResult.eventsPerSecond} events/s, plain ${postgresPlainResult.eventsPerSecond} events/s`);
+      await drop(sinkSchema, plainSchema);
+
+      cells.push({ batchSize, catchUp, redisSink: redisSinkResult, redisPlain: redisPlainResult, postgresSink: postgresSinkResult, postgresPlain: postgresPlainResult });
+      if (last) {
+        // Only the last run's read models and keys are used further on.
+        await drop(last.readModelSchema);
+        if (last.redis) await deleteKeys(redisUrl, last.redis.prefix);
+      }
+      // The recording (every document and row of the run) is not kept: a big heap would slow the load generators below.
+      last = { readModelSchema, redis, refs: activeEntities(recording, readIds) };
+    }
+    const final = last!;
+    const refs = final.refs;
+
+    // (2) Lag under a paced write load, on the read models the last catch-up left.
+    stopIfInterrupted();
+    if (lagRate > 0) {
+      await checkpoint(admin);
+      log(`lag: ${lagRate} appends/s for ${lagWarmup}s + ${lagSeconds}s, runner batch ${lagBatch}`);
+      try {
+        const result = await runLag({
+          url: db.url,
+          eventsSchema,
+          readModelSchema: final.readModelSchema,
+          redis: final.redis,
+          rate: lagRate,
+          warmupMs: lagWarmup * 1000,
+          durationMs: lagSeconds * 1000,
+          batchSize: lagBatch,
+          shape: shapeOf('bench-live', worlds, entities, players, 2),
+          ttlSeconds: TTL_SECONDS,
+        });
+        lag = { result };
+        log(`  ${result.writer.achievedRate} appends/s, lag p50 ${result.lag.p50Ms} ms, p99 ${result.lag.p99Ms} ms, max ${result.lag.maxMs} ms, errors ${result.writer.errors}`);
+        for (const sample of result.writer.errorSamples) log(`  error: ${sample}`);
+      } catch (error) {
+        lag = { failed: failure(error) };
+        log(`lag failed: ${lag.failed}`);
+      }
+    } else lag = { skipped: 'BENCH_PROJ_LAG_RATE=0' };
+
+    // (3) GET one entity through the service, from Redis, against Redis alone.
+    stopIfInterrupted();
+    const load: ReadLoad = { rate: readRate, connections: readConnections, seconds: readSeconds, warmupSeconds: readWarmup };
+    if (readRate === 0) {
+      reads.service = reads.redis = { skipped: 'BENCH_PROJ_READ_RATE=0' };
+    } else if (!final.redis) {
+      reads.service = reads.redis = { skipped: 'no Redis' };
+    } else if (refs.length === 0) {
+      reads.service = reads.redis = { skipped: 'no active entity was projected' };
+    } else {
+      if (!existsSync(SERVICE_MAIN)) {
+        reads.service = { skipped: `${path.relative(process.cwd(), SERVICE_MAIN)} does not exist: build first (npm run build)` };
+      } else {
+        log(`reads: the service over ${refs.length} entities hot in Redis`);
+        try {
+          const result: ReadResult = await measureService({
+            script: SERVICE_MAIN,
+            databaseUrl: db.url,
+            schema: final.readModelSchema,
+            redisUrl,
+            prefix: final.redis.prefix,
+            refs,
+            load,
+            execArgv: process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [],
+          });
+          reads.service = { result };
+          log(`  ${result.requestsPerSecond} req/s, p50 ${result.latency.p50Ms} ms, p99 ${result.latency.p99Ms} ms, non-2xx ${result.notOk}, errors ${result.errors}`);
+          for (const sample of result.notOkSamples) log(`  non-2xx: ${sample}`);
+        } catch (error) {
+          reads.service = { failed: failure(error) };
+          log(`service reads failed: ${reads.service.failed}`);
+        }
+      }
+      try {
+        const result = await measureRedisReads(redisUrl, final.redis.prefix, refs, load);
+        reads.redis = { result };
+        log(`  ${result.requestsPerSecond} HGETALL/s, p50 ${result.latency.p50Ms} ms, p99 ${result.latency.p99Ms} ms`);
+      } catch (error) {
+        reads.redis = { failed: failure(error) };
+        log(`Redis reads failed: ${reads.redis.failed}`);
+      }
+      const key = `${final.redis.prefix}${hotKey('entities', refs[0]!.worldId, refs[0]!.entityId)}`;
+      for (const pipeline of [1, 16]) {
+        const result = await redisBenchmark(redisUrl, key, 50, pipeline);
+        if (result) reads.redisBenchmark.push(result);
+      }
+      if (reads.redisBenchmark.length === 0) log('  redis-benchmark not on PATH (or it failed): its line is left out');
+    }
+  } finally {
+    await dropSchemas(admin, schemas).catch((error: unknown) => log(`could not drop schemas ${schemas.join(', ')}: ${failure(error)}`));
+    const { rows } = await admin
+      .query<{ nspname: string }>('SELECT nspname FROM pg_namespace WHERE nspname = ANY ($1)', [schemas])
+      .catch(() => ({ rows: [] as { nspname: string }[] }));
+    cleanup.schemasLeft = rows.map((r) => r.nspname);
+    if (redisVersion) {
+      await deleteKeys(redisUrl, keyPrefix).catch((error: unknown) => log(`could not delete Redis keys ${keyPrefix}*: ${failure(error)}`));
+      cleanup.redisKeysLeft = await countKeys(redisUrl, keyPrefix).catch(() => null);
+    }
+    loadAverageAtEnd = os.loadavg().map((l) => Math.round(l * 100) / 100);
+    log(`cleanup: ${schemas.length} schemas dropped (${cleanup.schemasLeft.length} left), Redis keys under ${keyPrefix}* left: ${cleanup.redisKeysLeft ?? 'n/a'}`);
+    await admin.end();
+    await db.release();
+  }
+
+  const title =
+    `projections: the runner from zero over ${prefill?.events ?? events} events ` +
+    `(${worlds} worlds, ~${entities} entities, ${players} players, ${prefill?.streams ?? '?'} streams), and each sink alone`;
+  const summary = summarize(cells, judgedBatch, lag, reads, title);
+  const report = {
+    bench: 'projections',
+    startedAt: startedAt.toISOString(),
+    machine,
+    redis: redisVersion ? { version: redisVersion, url: redactUrl(redisUrl) } : null,
+    settings: {
+      events,
+      batchSizes,
+      judgedBatchSize: judgedBatch,
+      traffic: { worlds, entities, players, mix: 'see bench/projections/traffic.ts' },
+      lag: { rate: lagRate, seconds: lagSeconds, warmupSeconds: lagWarmup, runnerBatchSize: lagBatch, groupCommit: { maxConcurrentBatches: 2, maxBatchSize: 256 } },
+      reads: { rate: readRate, connections: readConnections, seconds: readSeconds, warmupSeconds: readWarmup, ids: readIds },
+    },
+    prefill,
+    catchUp: cells,
+    lag,
+    reads,
+    targets: summary.verdicts,
+    loadAverageAtEnd,
+    cleanup,
+  };
+  const notes = [
+    ...(machine ? [machineLine(machine), ...durabilityWarnings(machine).map((w) => `WARNING: ${w}`)] : []),
+    `load average at the end ${loadAverageAtEnd.join(' ')} (the load generators, the service, PostgreSQL and Redis share the cores)`,
+    `cleanup: schemas left ${cleanup.schemasLeft.length}, Redis keys left ${cleanup.redisKeysLeft ?? 'n/a'}`,
+  ];
+  printReport(report, summary.tables, notes);
+  if ('failed' in lag || 'failed' in reads.service || 'failed' in reads.redis) process.exitCode = 1;
+};

@@ -1,0 +1,255 @@
+import { execFile } from 'node:child_process';
+import autocannon from 'autocannon';
+import Redis from 'ioredis';
+import { freePort } from '@lorestore/infra';
+import { hotKey } from '@lorestore/projections';
+import { startNodeChild, waitForHttpOk } from '../support/child-process';
+import { log } from '../support/env';
+import { LatencyRecorder, type LatencySummary } from '../support/latency';
+
+export type EntityRef = { worldId: string; entityId: string };
+
+export type ReadLoad = { rate: number; connections: number; seconds: number; warmupSeconds: number };
+
+export type ReadResult = {
+  label: string;
+  requests: number;
+  requestsPerSecond: number;
+  ok: number;
+  notOk: number;
+  errors: number;
+  /** Exact, per response (send to last byte), not autocannon's whole-millisecond histogram. */
+  latency: LatencySummary;
+  durationSeconds: number;
+  notOkSamples: string[];
+  extra?: Record<string, unknown>;
+};
+
+export type RedisBenchmarkResult = { label: string; requestsPerSecond: number; p50Ms: number; p99Ms: number; maxMs: number };
+
+const API_KEY = 'benchkey';
+
+/** A minimal environment for the service: nothing of ours leaks in but PATH and HOME. */
+const baseEnv = (): NodeJS.ProcessEnv => ({
+  PATH: process.env.PATH,
+  HOME: process.env.HOME,
+  ...(process.env.TMPDIR ? { TMPDIR: process.env.TMPDIR } : {}),
+});
+
+/**
+ * GET /v1/worlds/{w}/entities/{id} with autocannon at `overallRate`, ids
+ * round-robin. autocannon paces by a per-connection quota per second (each
+ * connection sends back to back until it has sent rate/connections in the
+ * current second, then waits for the next): the load comes in bursts at up to
+ * the server's closed-loop speed, not evenly spaced. The ioredis baseline below
+ * is paced the same way, so the two see the same shape of load.
+ */
+const driveGets = (base: string, refs: EntityRef[], load: ReadLoad, seconds: number): Promise<ReadResult> => {
+  let next = 0;
+  const paths = refs.map((r) => `/v1/worlds/${r.worldId}/entities/${r.entityId}`);
+  const samples: string[] = [];
+  const latency = new LatencyRecorder();
+  return new Promise((resolve, reject) => {
+    const instance = autocannon(
+      {
+        url: base,
+        connections: load.connections,
+        overallRate: load.rate,
+        duration: seconds,
+        pipelining: 1,
+        timeout: 10,
+        // Its correction for coordinated omission assumes an interval of ceil(1 / rate) = 1 ms whatever the
+        // rate (seconds taken for milliseconds) and adds made-up samples; the exact per-response times are kept instead.
+        ignoreCoordinatedOmission: true,
+        requests: [
+          {
+            method: 'GET',
+            headers: { authorization: `Bearer ${API_KEY}` },
+            setupRequest: (request) => ({ ...request, path: paths[next++ % paths.length]! }),
+            onResponse: (status, body) => {
+              if ((status < 200 || status > 299) && samples.length < 5) samples.push(`${status} ${body.slice(0, 300)}`);
+            },
+          },
+        ],
+      },
+      (error, result) => {
+        if (error) return reject(error instanceof Error ? error : new Error(String(error)));
+        const requests = result['1xx'] + result['2xx'] + result['3xx'] + result['4xx'] + result['5xx'];
+        resolve({
+          label: 'state-api GET /v1/worlds/{w}/entities/{id}',
+          requests,
+          requestsPerSecond: Math.round(requests / result.duration),
+          ok: result['2xx'],
+          notOk: result.non2xx,
+          errors: result.errors + result.timeouts,
+          latency: latency.summary(),
+          durationSeconds: result.duration,
+          notOkSamples: samples,
+          extra: { autocannonLatencyMs: { p50: result.latency.p50, p99: result.latency.p99, max: result.latency.max } },
+        });
+      },
+    );
+    instance.on('response', (_client: unknown, _status: number, _bytes: number, responseTime: number) => latency.record(responseTime));
+  });
+};
+
+/** The built service in a child process (PROJECTOR=external: it only reads), with the hot keys of `prefix`. */
+export const measureService = async (options: {
+  script: string;
+  databaseUrl: string;
+  schema: string;
+  redisUrl: string;
+  prefix: string;
+  refs: EntityRef[];
+  load: ReadLoad;
+  execArgv: string[];
+}): Promise<ReadResult> => {
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const server = startNodeChild(
+    options.script,
+    {
+      ...baseEnv(),
+      NODE_ENV: 'production',
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      DATABASE_URL: options.databaseUrl,
+      DATABASE_SCHEMA: options.schema,
+      API_KEYS: `${API_KEY}:game`,
+      LOG_LEVEL: 'warn',
+      REDIS_URL: options.redisUrl,
+      REDIS_KEY_PREFIX: options.prefix,
+      PROJECTOR: 'external',
+    },
+    options.execArgv,
+  );
+  try {
+    await waitForHttpOk(`${base}/health/ready`, server, 120_000);
+    if (options.load.warmupSeconds > 0) {
+      log(`  service: warm-up ${options.load.warmupSeconds}s`);
+      await driveGets(base, options.refs, options.load, options.load.warmupSeconds);
+    }
+    const before = await hotReads(base);
+    log(`  service: ${options.load.rate} req/s offered over ${options.load.connections} connections for ${options.load.seconds}s`);
+    const result = await driveGets(base, options.refs, options.load, options.load.seconds);
+    const after = await hotReads(base);
+    result.extra = { ...result.extra, hotStateReads: Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - (before[k] ?? 0)])) };
+    return result;
+  } finally {
+    await server.stop();
+  }
+};
+
+/** lorestore_hot_state_reads_total by result (hit, miss, timeout, error), from /metrics. */
+const hotReads = async (base: string): Promise<Record<string, number>> => {
+  try {
+    const text = await (await fetch(`${base}/metrics`)).text();
+    const out: Record<string, number> = {};
+    for (const match of text.matchAll(/^lorestore_hot_state_reads_total\{[^}]*result="([^"]+)"[^}]*\} (\S+)$/gm)) out[match[1]!] = Number(match[2]);
+    return out;
+  } catch {
+    return {};
+  }
+};
+
+/**
+ * Baseline: HGETALL of the same keys through ioredis (one connection with
+ * auto-pipelining, as the service's client), `connections` loops each sending
+ * back to back up to its quota of rate/connections per second, as autocannon does.
+ */
+export const measureRedisReads = async (url: string, prefix: string, refs: EntityRef[], load: ReadLoad): Promise<ReadResult> => {
+  const redis = new Redis(url, { keyPrefix: prefix, enableAutoPipelining: true, maxRetriesPerRequest: 2 });
+  const keys = refs.map((r) => hotKey('entities', r.worldId, r.entityId));
+  const run = async (seconds: number): Promise<ReadResult> => {
+    const latency = new LatencyRecorder();
+    let next = 0;
+    let ok = 0;
+    let missing = 0;
+    let errors = 0;
+    let stop = false;
+    const quotas = Array.from({ length: load.connections }, (_, i) => Math.floor(load.rate / load.connections) + (i < load.rate % load.connections ? 1 : 0));
+    const made = new Array<number>(load.connections).fill(0);
+    const paused: ((() => void) | null)[] = new Array<(() => void) | null>(load.connections).fill(null);
+    const second = setInterval(() => {
+      made.fill(0);
+      for (let i = 0; i < paused.length; i++) {
+        const resume = paused[i];
+        paused[i] = null;
+        resume?.();
+      }
+    }, 1000);
+    const started = performance.now();
+    const loop = async (c: number) => {
+      while (!stop) {
+        if (made[c]! >= quotas[c]!) {
+          await new Promise<void>((resolve) => (paused[c] = resolve));
+          continue;
+        }
+        made[c]!++;
+        const t0 = performance.now();
+        try {
+          const hash = await redis.hgetall(keys[next++ % keys.length]!);
+          latency.record(performance.now() - t0);
+          if (hash.doc) ok++;
+          else missing++;
+        } catch {
+          errors++;
+        }
+      }
+    };
+    const loops = Array.from({ length: load.connections }, (_, c) => loop(c));
+    await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+    stop = true;
+    clearInterval(second);
+    for (const resume of paused) resume?.();
+    await Promise.all(loops);
+    const duration = (performance.now() - started) / 1000;
+    return {
+      label: 'ioredis HGETALL of the same keys (same pacing)',
+      requests: ok + missing + errors,
+      requestsPerSecond: Math.round((ok + missing + errors) / duration),
+      ok,
+      notOk: missing,
+      errors,
+      latency: latency.summary(),
+      durationSeconds: Math.round(duration * 100) / 100,
+      notOkSamples: missing > 0 ? [`${missing} keys not found`] : [],
+    };
+  };
+  try {
+    await redis.ping();
+    if (load.warmupSeconds > 0) await run(load.warmupSeconds);
+    log(`  ioredis HGETALL: ${load.rate}/s over ${load.connections} loops for ${load.seconds}s`);
+    return await run(load.seconds);
+  } finally {
+    redis.disconnect();
+  }
+};
+
+/** `redis-benchmark … HGETALL <key>` (closed loop, as fast as it goes), when it is on PATH; null otherwise. */
+export const redisBenchmark = async (url: string, key: string, connections: number, pipeline: number): Promise<RedisBenchmarkResult | null> => {
+  const parsed = new URL(url);
+  const args = ['-h', parsed.hostname || '127.0.0.1', '-p', parsed.port || '6379', '-c', String(connections), '-n', '100000', '-P', String(pipeline), '--csv'];
+  if (parsed.password) args.push('-a', decodeURIComponent(parsed.password), '--no-auth-warning');
+  if (parsed.username) args.push('--user', decodeURIComponent(parsed.username));
+  const db = parsed.pathname.replace(/^\//, '');
+  if (db) args.push('--dbnum', db);
+  args.push('HGETALL', key);
+  const output = await new Promise<string | null>((resolve) => {
+    execFile('redis-benchmark', args, { timeout: 60_000 }, (error, stdout) => resolve(error ? null : stdout));
+  });
+  if (!output) return null;
+  const lines = output.trim().split('\n').filter((l) => l.startsWith('"'));
+  const cells = (line: string) => line.split('","').map((c) => c.replace(/^"|"$/g, ''));
+  const header = lines[0] ? cells(lines[0]) : [];
+  const row = lines[1] ? cells(lines[1]) : [];
+  const field = (name: string) => Number(row[header.indexOf(name)]);
+  if (header.indexOf('rps') < 0 || row.length !== header.length) return null;
+  return {
+    label: `redis-benchmark -c ${connections} -P ${pipeline} HGETALL (closed loop)`,
+    requestsPerSecond: Math.round(field('rps')),
+    p50Ms: field('p50_latency_ms'),
+    p99Ms: field('p99_latency_ms'),
+    maxMs: field('max_latency_ms'),
+  };
+};
