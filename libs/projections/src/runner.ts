@@ -29,6 +29,22 @@ export type ProjectionRunnerOptions = {
 const PARTITION_MAINTENANCE_MS = 6 * 60 * 60 * 1000;
 const MAX_BACKOFF_MS = 5000;
 
+/** Asks for the next item as soon as one is handed out, so the feed read overlaps the batch's work. */
+async function* readAhead<T>(source: AsyncIterable<T>): AsyncGenerator<T> {
+  const iterator = source[Symbol.asyncIterator]();
+  try {
+    let next = iterator.next();
+    for (;;) {
+      const item = await next;
+      if (item.done) return;
+      next = iterator.next();
+      yield item.value;
+    }
+  } finally {
+    await iterator.return?.();
+  }
+}
+
 const silent: RunnerLogger = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
 /**
@@ -182,7 +198,7 @@ export class ProjectionRunner {
     const subscription = this.options.store.subscribeToAll({ fromPosition: from ?? START, batchSize: this.options.batchSize });
     this.subscription = subscription;
     try {
-      for await (const batch of subscription.batches()) {
+      for await (const batch of readAhead(subscription.batches())) {
         if (this.stopped || this.lockLost) break;
         await this.apply(batch);
         if (Date.now() - this.partitionsCheckedAt >= PARTITION_MAINTENANCE_MS) await this.maintainPartitions();
@@ -228,10 +244,12 @@ export class ProjectionRunner {
     const last = events.at(-1)!;
     changes.checkpoint = { position: last.position, time: last.created };
 
-    await this.putHot(changes.docs);
-    // Remembered as soon as the hot store has them, so a resync after a failover covers them too.
-    for (const doc of changes.docs) this.rememberWritten(doc);
-    await this.options.readModels.commit(changes, this.names, events.length);
+    // The hot store is written while PostgreSQL writes the rows; the checkpoint commits only after both.
+    await this.options.readModels.commit(changes, this.names, events.length, async () => {
+      await this.putHot(changes.docs);
+      // Remembered as soon as the hot store has them, so a resync after a failover covers them too.
+      for (const doc of changes.docs) this.rememberWritten(doc);
+    });
     for (const doc of changes.docs) this.cache(doc);
 
     for (const name of this.names) this.checkpoints.set(name, last.position);

@@ -38,10 +38,18 @@ export class ReadModels {
   async doc(table: DocTable, worldId: string, id: string): Promise<HotDoc | null> {
     if (!this.hotUsable) return this.fromPostgres(table, worldId, id);
     let hit: HotDoc | null | 'timeout' | 'error';
+    let timer: NodeJS.Timeout | undefined;
     try {
-      hit = await Promise.race([this.hot.get(table, worldId, id), timeout(this.config.REDIS_READ_TIMEOUT_MS)]);
+      hit = await Promise.race([
+        this.hot.get(table, worldId, id),
+        new Promise<'timeout'>((resolve) => {
+          timer = setTimeout(() => resolve('timeout'), this.config.REDIS_READ_TIMEOUT_MS);
+        }),
+      ]);
     } catch {
       hit = 'error';
+    } finally {
+      clearTimeout(timer);
     }
     if (hit !== null && hit !== 'timeout' && hit !== 'error') {
       this.metrics.hotReads.inc({ result: 'hit' });

@@ -37,8 +37,8 @@ const toDoc = (table: DocTable, row: DocRow): Doc => ({
   updatedAt: row.updated_at.toISOString(),
 });
 
-/** Serialises bigint fields for jsonb_to_recordset. */
-const json = (value: unknown) => JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+/** For jsonb_to_recordset; bigints are turned into strings by the callers (a replacer function costs more). */
+const json = (value: unknown) => JSON.stringify(value);
 
 /**
  * The PostgreSQL side of the projections: documents, history rows and
@@ -104,11 +104,19 @@ export class ReadModelStore {
    * is stored, and a checkpoint only moves forwards, so running a batch twice
    * (or two projectors racing) changes nothing the second time.
    */
-  async commit(changes: BatchChanges, projections: readonly string[], eventCount: number): Promise<void> {
+  async commit(
+    changes: BatchChanges,
+    projections: readonly string[],
+    eventCount: number,
+    /** Runs beside the row writes; the transaction commits only once it has succeeded (the hot-store write). */
+    beforeCommit?: () => Promise<void>,
+  ): Promise<void> {
     if (!changes.checkpoint) return;
     const client = await this.pool.connect();
+    let alongside: Promise<void> | undefined;
     try {
       await client.query('BEGIN');
+      alongside = beforeCommit?.();
       // One row per document (the newest), as one INSERT … ON CONFLICT may touch a row only once.
       const newest = new Map<string, Doc>();
       for (const doc of changes.docs) {
@@ -128,7 +136,7 @@ export class ReadModelStore {
            SELECT r.world_id, r.player_id, r.at, r.action, r.context, r.revision, r.position
              FROM jsonb_to_recordset($1::jsonb) AS r(world_id text, player_id uuid, at timestamptz, action text, context jsonb, revision bigint, position bigint)
            ON CONFLICT DO NOTHING`,
-          [json(changes.history.map((h) => ({ world_id: h.worldId, player_id: h.playerId, at: h.at, action: h.action, context: h.context, revision: h.revision, position: h.position })))],
+          [json(changes.history.map((h) => ({ world_id: h.worldId, player_id: h.playerId, at: h.at, action: h.action, context: h.context, revision: String(h.revision), position: String(h.position) })))],
         );
       }
       const { position, time } = changes.checkpoint;
@@ -141,8 +149,11 @@ export class ReadModelStore {
          WHERE (c.commit, c.position) < (excluded.commit, excluded.position)`,
         [projections, position.commit.toString(), position.prepare.toString(), time, eventCount],
       );
+      await alongside;
       await client.query('COMMIT');
     } catch (error) {
+      // Settle the hook before giving the connection back: it must not outlive a rolled-back batch unnoticed.
+      await alongside?.catch(() => undefined);
       await client.query('ROLLBACK').catch(() => undefined);
       throw error;
     } finally {
@@ -151,7 +162,7 @@ export class ReadModelStore {
   }
 
   private async upsert(client: PoolClient, table: DocTable, docs: Doc[]): Promise<void> {
-    const rows = json(docs.map((d) => ({ world_id: d.worldId, id: d.id, data: d.state, revision: d.revision, position: d.position, updated_at: d.updatedAt })));
+    const rows = json(docs.map((d) => ({ world_id: d.worldId, id: d.id, data: d.state, revision: String(d.revision), position: String(d.position), updated_at: d.updatedAt })));
     const guard = `WHERE t.revision < excluded.revision`;
     const set = 'data = excluded.data, revision = excluded.revision, position = excluded.position, updated_at = excluded.updated_at';
     const source = `jsonb_to_recordset($1::jsonb) AS r(world_id text, id text, data jsonb, revision bigint, position bigint, updated_at timestamptz)`;
