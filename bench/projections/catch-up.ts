@@ -23,7 +23,7 @@ export type CatchUpResult = {
   batchMs: LatencySummary;
   /** Reads of the feed, and their mean time. */
   feedReads: { count: number; meanMs: number };
-  /** Where the wall time went (ms): feed reads, then per batch load, plan, PostgreSQL commit (with the hot put running beside its row writes); other = the rest. */
+  /** Where the wall time went (ms): feed reads, then per batch load, plan, hot put, PostgreSQL commit; other = the rest. */
   breakdown: { feedReadMs: number; loadDocsMs: number; planMs: number; hotPutMs: number; pgCommitMs: number; otherMs: number };
   /** CPU used meanwhile by this Node process (the runner) and by the Redis server; PostgreSQL has the rest of the machine. */
   cpuMs: { runnerNode: number; redisServer: number | null };
@@ -115,8 +115,7 @@ export const runCatchUp = async (options: {
     await runner.stop();
     if (events !== options.expectedEvents) throw new Error(`the runner projected ${events} events, expected ${options.expectedEvents}`);
 
-    // The hot put runs inside the commit (beside the row writes), so it is part of commitMs, not added to it.
-    const planMs = Math.max(0, applyMs - readModels.loadMs - readModels.commitMs);
+    const planMs = Math.max(0, applyMs - readModels.loadMs - hot.putMs - readModels.commitMs);
     const otherMs = Math.max(0, ms - store.feedMs - applyMs);
 
     const distinct = new Set<string>();

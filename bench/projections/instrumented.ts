@@ -47,10 +47,10 @@ export class TimedReadModels extends ReadModelStore {
     }
   }
 
-  override async commit(changes: BatchChanges, projections: readonly string[], eventCount: number, beforeCommit?: () => Promise<void>): Promise<void> {
+  override async commit(changes: BatchChanges, projections: readonly string[], eventCount: number): Promise<void> {
     const started = performance.now();
     try {
-      await super.commit(changes, projections, eventCount, beforeCommit);
+      await super.commit(changes, projections, eventCount);
     } finally {
       this.commitMs += performance.now() - started;
     }

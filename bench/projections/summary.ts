@@ -123,7 +123,7 @@ export const summarize = (cells: BatchCell[], judgedBatch: number, lag: Outcome<
   };
 
   const breakdown: Table = {
-    title: '(a) where the runner’s time goes (ms): feed reads (overlapping the batches), then per batch load docs, plan (fold + bookkeeping), PostgreSQL commit; hot put runs inside the commit, beside its row writes',
+    title: '(a) where the runner’s time goes (ms): feed reads (overlapping the batches), then per batch load docs, plan (fold + bookkeeping), hot put, PostgreSQL commit',
     headers: ['batch', 'total', 'feed read', 'per read', 'load docs', 'plan', 'hot put', 'pg commit', 'other', 'batch p50', 'batch p99', 'node cpu', 'redis cpu'],
     rows: cells.map((c) => {
       const b = c.catchUp.breakdown;

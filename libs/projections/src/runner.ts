@@ -244,12 +244,12 @@ export class ProjectionRunner {
     const last = events.at(-1)!;
     changes.checkpoint = { position: last.position, time: last.created };
 
-    // The hot store is written while PostgreSQL writes the rows; the checkpoint commits only after both.
-    await this.options.readModels.commit(changes, this.names, events.length, async () => {
-      await this.putHot(changes.docs);
-      // Remembered as soon as the hot store has them, so a resync after a failover covers them too.
-      for (const doc of changes.docs) this.rememberWritten(doc);
-    });
+    // The hot store first, outside any transaction: a transaction held open while Redis retries
+    // (a failover takes seconds) would hold back the gap-safe feed of every reader of the database.
+    await this.putHot(changes.docs);
+    // Remembered as soon as the hot store has them, so a resync after a failover covers them too.
+    for (const doc of changes.docs) this.rememberWritten(doc);
+    await this.options.readModels.commit(changes, this.names, events.length);
     for (const doc of changes.docs) this.cache(doc);
 
     for (const name of this.names) this.checkpoints.set(name, last.position);

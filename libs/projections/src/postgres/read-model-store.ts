@@ -104,19 +104,11 @@ export class ReadModelStore {
    * is stored, and a checkpoint only moves forwards, so running a batch twice
    * (or two projectors racing) changes nothing the second time.
    */
-  async commit(
-    changes: BatchChanges,
-    projections: readonly string[],
-    eventCount: number,
-    /** Runs beside the row writes; the transaction commits only once it has succeeded (the hot-store write). */
-    beforeCommit?: () => Promise<void>,
-  ): Promise<void> {
+  async commit(changes: BatchChanges, projections: readonly string[], eventCount: number): Promise<void> {
     if (!changes.checkpoint) return;
     const client = await this.pool.connect();
-    let alongside: Promise<void> | undefined;
     try {
       await client.query('BEGIN');
-      alongside = beforeCommit?.();
       // One row per document (the newest), as one INSERT … ON CONFLICT may touch a row only once.
       const newest = new Map<string, Doc>();
       for (const doc of changes.docs) {
@@ -149,11 +141,8 @@ export class ReadModelStore {
          WHERE (c.commit, c.position) < (excluded.commit, excluded.position)`,
         [projections, position.commit.toString(), position.prepare.toString(), time, eventCount],
       );
-      await alongside;
       await client.query('COMMIT');
     } catch (error) {
-      // Settle the hook before giving the connection back: it must not outlive a rolled-back batch unnoticed.
-      await alongside?.catch(() => undefined);
       await client.query('ROLLBACK').catch(() => undefined);
       throw error;
     } finally {
