@@ -1,4 +1,5 @@
 import type { Pool } from 'pg';
+import { withTransaction } from '@lorestore/infra';
 import { analyzeSchema } from '../support/database';
 import { log } from '../support/env';
 import type { GameTraffic, GeneratedCommand } from './traffic';
@@ -55,9 +56,7 @@ export const prefillEventStore = async (pool: Pool, schema: string, traffic: Gam
         ev.metadata.push(metadata);
       });
     }
-    const client = await pool.connect();
-    try {
-      await client.query('BEGIN');
+    await withTransaction(pool, async (client) => {
       await client.query(
         `INSERT INTO streams (stream_id, revision, world_id, category, last_tx)
          SELECT s, r, w, c, pg_current_xact_id() FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[]) AS h(s, r, w, c)
@@ -76,13 +75,7 @@ export const prefillEventStore = async (pool: Pool, schema: string, traffic: Gam
           ORDER BY o`,
         [ev.stream, ev.revision, ev.id, ev.type, ev.v, ev.data, ev.metadata],
       );
-      await client.query('COMMIT');
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
+    });
     transactions++;
     written += inChunk;
     commands += chunk.length;

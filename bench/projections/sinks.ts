@@ -1,6 +1,6 @@
 import Redis from 'ioredis';
 import type { Pool } from 'pg';
-import { createPostgresPool } from '@lorestore/infra';
+import { createPostgresPool, withTransaction } from '@lorestore/infra';
 import { ReadModelStore, RedisHotState, hotKey, type Doc, type DocTable } from '@lorestore/projections';
 import { checkpoint, quoteIdent } from '../support/database';
 import type { RecordedCommit } from './instrumented';
@@ -137,9 +137,7 @@ export const postgresPlain = async (url: string, admin: Pool, template: string, 
       if (!byTable.has(doc.table)) byTable.set(doc.table, []);
       byTable.get(doc.table)!.push(doc);
     }
-    const client = await pool.connect();
-    try {
-      await client.query('BEGIN');
+    await withTransaction(pool, async (client) => {
       for (const [table, docs] of byTable) {
         const common = [docs.map((d) => JSON.stringify(d.state)), docs.map((d) => d.revision.toString()), docs.map((d) => d.position.toString()), docs.map((d) => d.updatedAt)];
         if (table === 'entities') {
@@ -179,13 +177,7 @@ export const postgresPlain = async (url: string, admin: Pool, template: string, 
           ],
         );
       }
-      await client.query('COMMIT');
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
+    });
   };
   try {
     await checkpoint(admin);

@@ -27,7 +27,7 @@ export class ProjectorService implements OnApplicationBootstrap, BeforeApplicati
       readModels,
       hot,
       metrics,
-      logger: { info: (m) => this.logger.log(m), warn: (m) => this.logger.warn(m), error: (m) => this.logger.error(m) },
+      logger: this.logger,
     });
   }
 

@@ -1,4 +1,4 @@
-import type { Provider } from '@nestjs/common';
+import type { Logger, Provider } from '@nestjs/common';
 import type { Pool } from 'pg';
 import type { EventStore } from '@lorestore/event-store';
 import { MemoryHotState, ProjectionRunner, ReadModelStore, RedisHotState, type HotStateStore, type RunnerLogger } from '@lorestore/projections';
@@ -26,9 +26,12 @@ export const createHotState = (config: AppConfig): HotStateStore => {
   return new MemoryHotState({ ttlSeconds: config.HOT_STATE_TTL_SECONDS, maxEntries: config.HOT_STATE_MEMORY_MAX_ENTRIES });
 };
 
+/** The runner's log lines through a Nest logger. */
+const runnerLogger = (logger: Logger): RunnerLogger => ({ info: (m) => logger.log(m), warn: (m) => logger.warn(m), error: (m) => logger.error(m) });
+
 export const createRunner = (
   config: AppConfig,
-  deps: { store: EventStore; pool: Pool; readModels: ReadModelStore; hot: HotStateStore; metrics: Metrics; logger: RunnerLogger },
+  deps: { store: EventStore; pool: Pool; readModels: ReadModelStore; hot: HotStateStore; metrics: Metrics; logger: Logger },
 ): ProjectionRunner =>
   new ProjectionRunner({
     store: deps.store,
@@ -38,7 +41,7 @@ export const createRunner = (
     batchSize: config.PROJECTION_BATCH_SIZE,
     lockName: `lorestore.projector.${config.DATABASE_SCHEMA}`,
     partitions: { monthsBack: 1, monthsAhead: config.PLAYER_HISTORY_MONTHS_AHEAD, retentionMonths: config.PLAYER_HISTORY_RETENTION_MONTHS ?? null },
-    logger: deps.logger,
+    logger: runnerLogger(deps.logger),
     onBatch: ({ events, ms }) => {
       deps.metrics.projectedEvents.inc(events);
       deps.metrics.projectionBatchDuration.observe(ms / 1000);

@@ -51,7 +51,7 @@ export class ProjectionsService implements OnApplicationBootstrap, BeforeApplica
             readModels,
             hot,
             metrics,
-            logger: { info: (m) => this.logger.log(m), warn: (m) => this.logger.warn(m), error: (m) => this.logger.error(m) },
+            logger: this.logger,
           })
         : null;
     metrics.registerProjectionLag(() => this.statuses());

@@ -1,4 +1,4 @@
-import { Pool, type PoolConfig } from 'pg';
+import { Pool, type PoolClient, type PoolConfig } from 'pg';
 
 export type PostgresPoolOptions = {
   url: string;
@@ -32,4 +32,20 @@ export const createPostgresPool = (options: PostgresPoolOptions): Pool => {
   // An idle client whose server went away emits 'error'; without a listener Node would crash the process.
   pool.on('error', (error) => options.onIdleError?.(error));
   return pool;
+};
+
+/** Runs `work` in one transaction on one pooled connection: COMMIT when it resolves, ROLLBACK when it throws. */
+export const withTransaction = async <T>(pool: Pool, work: (client: PoolClient) => Promise<T>): Promise<T> => {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    const result = await work(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  } finally {
+    client.release();
+  }
 };

@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { Pool, PoolClient } from 'pg';
 import { parseStreamId } from '@lorestore/domain';
 import type { Position } from '@lorestore/event-store';
-import { loadMigrations, migrate } from '@lorestore/infra';
+import { loadMigrations, migrate, withTransaction } from '@lorestore/infra';
 import { docKey, type BatchChanges, type Doc, type DocTable } from '../projections';
 
 export const READ_MODEL_MIGRATIONS_DIR = path.join(__dirname, 'migrations');
@@ -105,10 +105,9 @@ export class ReadModelStore {
    * (or two projectors racing) changes nothing the second time.
    */
   async commit(changes: BatchChanges, projections: readonly string[], eventCount: number): Promise<void> {
-    if (!changes.checkpoint) return;
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN');
+    const checkpoint = changes.checkpoint;
+    if (!checkpoint) return;
+    await withTransaction(this.pool, async (client) => {
       // One row per document (the newest), as one INSERT … ON CONFLICT may touch a row only once.
       const newest = new Map<string, Doc>();
       for (const doc of changes.docs) {
@@ -131,7 +130,7 @@ export class ReadModelStore {
           [json(changes.history.map((h) => ({ world_id: h.worldId, player_id: h.playerId, at: h.at, action: h.action, context: h.context, revision: String(h.revision), position: String(h.position) })))],
         );
       }
-      const { position, time } = changes.checkpoint;
+      const { position, time } = checkpoint;
       await client.query(
         `INSERT INTO projection_checkpoints AS c (name, commit, position, event_time, events, updated_at)
          SELECT n, $2::text::xid8, $3, $4, $5, now() FROM unnest($1::text[]) AS n
@@ -141,13 +140,7 @@ export class ReadModelStore {
          WHERE (c.commit, c.position) < (excluded.commit, excluded.position)`,
         [projections, position.commit.toString(), position.prepare.toString(), time, eventCount],
       );
-      await client.query('COMMIT');
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
+    });
   }
 
   private async upsert(client: PoolClient, table: DocTable, docs: Doc[]): Promise<void> {
