@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { Pool, PoolClient } from 'pg';
 import { parseStreamId } from '@lorestore/domain';
 import type { Position } from '@lorestore/event-store';
-import { loadMigrations, migrate, withTransaction } from '@lorestore/infra';
+import { loadMigrations, migrate } from '@lorestore/infra';
 import { docKey, type BatchChanges, type Doc, type DocTable } from '../projections';
 
 export const READ_MODEL_MIGRATIONS_DIR = path.join(__dirname, 'migrations');
@@ -39,6 +39,51 @@ const toDoc = (table: DocTable, row: DocRow): Doc => ({
 
 /** For jsonb_to_recordset; bigints are turned into strings by the callers (a replacer function costs more). */
 const json = (value: unknown) => JSON.stringify(value);
+
+const DOC_ROWS = (param: string) =>
+  `jsonb_to_recordset(${param}::jsonb) AS r(world_id text, id text, data jsonb, revision bigint, position bigint, updated_at timestamptz)`;
+const SET_DOC = 'data = excluded.data, revision = excluded.revision, position = excluded.position, updated_at = excluded.updated_at';
+/** Only newer documents replace stored ones: a replayed batch changes nothing. */
+const NEWER = 'WHERE t.revision < excluded.revision';
+
+/**
+ * A whole batch in one statement: each data-modifying CTE writes one table
+ * (an empty array writes nothing), the main INSERT moves the checkpoints.
+ * $1–$4 documents (entities, world, narrative, players), $5 history rows,
+ * $6 projection names, $7 commit, $8 position, $9 event time, $10 event count.
+ */
+const COMMIT_BATCH = `
+WITH entity_rows AS (
+  INSERT INTO entities AS t (world_id, entity_id, stream_id, kind, status, location_id, data, revision, position, updated_at)
+  SELECT r.world_id, r.id::uuid, 'entity-' || r.world_id || '-' || r.id, r.data->>'kind', r.data->>'status',
+         (r.data->>'locationId')::uuid, r.data, r.revision, r.position, r.updated_at
+    FROM ${DOC_ROWS('$1')}
+  ON CONFLICT (world_id, entity_id) DO UPDATE
+    SET kind = excluded.kind, status = excluded.status, location_id = excluded.location_id, ${SET_DOC} ${NEWER}
+), world_rows AS (
+  INSERT INTO world_state AS t (world_id, data, revision, position, updated_at)
+  SELECT r.world_id, r.data, r.revision, r.position, r.updated_at FROM ${DOC_ROWS('$2')}
+  ON CONFLICT (world_id) DO UPDATE SET ${SET_DOC} ${NEWER}
+), narrative_rows AS (
+  INSERT INTO narrative_state AS t (world_id, data, revision, position, updated_at)
+  SELECT r.world_id, r.data, r.revision, r.position, r.updated_at FROM ${DOC_ROWS('$3')}
+  ON CONFLICT (world_id) DO UPDATE SET ${SET_DOC} ${NEWER}
+), player_rows AS (
+  INSERT INTO player_state AS t (world_id, player_id, data, revision, position, updated_at)
+  SELECT r.world_id, r.id::uuid, r.data, r.revision, r.position, r.updated_at FROM ${DOC_ROWS('$4')}
+  ON CONFLICT (world_id, player_id) DO UPDATE SET ${SET_DOC} ${NEWER}
+), history_rows AS (
+  INSERT INTO player_history (world_id, player_id, at, action, context, revision, position)
+  SELECT r.world_id, r.player_id, r.at, r.action, r.context, r.revision, r.position
+    FROM jsonb_to_recordset($5::jsonb) AS r(world_id text, player_id uuid, at timestamptz, action text, context jsonb, revision bigint, position bigint)
+  ON CONFLICT DO NOTHING
+)
+INSERT INTO projection_checkpoints AS c (name, commit, position, event_time, events, updated_at)
+SELECT n, $7::text::xid8, $8::bigint, $9::timestamptz, $10::bigint, now() FROM unnest($6::text[]) AS n
+ON CONFLICT (name) DO UPDATE
+  SET commit = excluded.commit, position = excluded.position, event_time = excluded.event_time,
+      events = c.events + excluded.events, updated_at = now()
+WHERE (c.commit, c.position) < (excluded.commit, excluded.position)`;
 
 /**
  * The PostgreSQL side of the projections: documents, history rows and
@@ -100,84 +145,47 @@ export class ReadModelStore {
 
   /**
    * Writes a batch and moves the named projections' checkpoints to its end,
-   * in one transaction. Rows are written only where they are newer than what
-   * is stored, and a checkpoint only moves forwards, so running a batch twice
-   * (or two projectors racing) changes nothing the second time.
+   * in one statement (so one round trip and one implicit transaction: the
+   * rows and the checkpoints commit together or not at all). Rows are written
+   * only where they are newer than what is stored, and a checkpoint only moves
+   * forwards, so running a batch twice (or two projectors racing) changes
+   * nothing the second time.
    */
   async commit(changes: BatchChanges, projections: readonly string[], eventCount: number): Promise<void> {
     const checkpoint = changes.checkpoint;
     if (!checkpoint) return;
-    await withTransaction(this.pool, async (client) => {
-      // One row per document (the newest), as one INSERT … ON CONFLICT may touch a row only once.
-      const newest = new Map<string, Doc>();
-      for (const doc of changes.docs) {
-        const key = docKey(doc.table, doc.streamId);
-        const seen = newest.get(key);
-        if (!seen || seen.revision < doc.revision) newest.set(key, doc);
-      }
-      const byTable = new Map<DocTable, Doc[]>();
-      for (const doc of newest.values()) {
-        if (!byTable.has(doc.table)) byTable.set(doc.table, []);
-        byTable.get(doc.table)!.push(doc);
-      }
-      for (const [table, docs] of byTable) await this.upsert(client, table, docs);
-      if (changes.history.length > 0) {
-        await client.query(
-          `INSERT INTO player_history (world_id, player_id, at, action, context, revision, position)
-           SELECT r.world_id, r.player_id, r.at, r.action, r.context, r.revision, r.position
-             FROM jsonb_to_recordset($1::jsonb) AS r(world_id text, player_id uuid, at timestamptz, action text, context jsonb, revision bigint, position bigint)
-           ON CONFLICT DO NOTHING`,
-          [json(changes.history.map((h) => ({ world_id: h.worldId, player_id: h.playerId, at: h.at, action: h.action, context: h.context, revision: String(h.revision), position: String(h.position) })))],
-        );
-      }
-      const { position, time } = checkpoint;
-      await client.query(
-        `INSERT INTO projection_checkpoints AS c (name, commit, position, event_time, events, updated_at)
-         SELECT n, $2::text::xid8, $3, $4, $5, now() FROM unnest($1::text[]) AS n
-         ON CONFLICT (name) DO UPDATE
-           SET commit = excluded.commit, position = excluded.position, event_time = excluded.event_time,
-               events = c.events + excluded.events, updated_at = now()
-         WHERE (c.commit, c.position) < (excluded.commit, excluded.position)`,
-        [projections, position.commit.toString(), position.prepare.toString(), time, eventCount],
-      );
-    });
-  }
-
-  private async upsert(client: PoolClient, table: DocTable, docs: Doc[]): Promise<void> {
-    const rows = json(docs.map((d) => ({ world_id: d.worldId, id: d.id, data: d.state, revision: String(d.revision), position: String(d.position), updated_at: d.updatedAt })));
-    const guard = `WHERE t.revision < excluded.revision`;
-    const set = 'data = excluded.data, revision = excluded.revision, position = excluded.position, updated_at = excluded.updated_at';
-    const source = `jsonb_to_recordset($1::jsonb) AS r(world_id text, id text, data jsonb, revision bigint, position bigint, updated_at timestamptz)`;
-    switch (table) {
-      case 'entities':
-        await client.query(
-          `INSERT INTO entities AS t (world_id, entity_id, stream_id, kind, status, location_id, data, revision, position, updated_at)
-           SELECT r.world_id, r.id::uuid, 'entity-' || r.world_id || '-' || r.id, r.data->>'kind', r.data->>'status',
-                  (r.data->>'locationId')::uuid, r.data, r.revision, r.position, r.updated_at
-             FROM ${source}
-           ON CONFLICT (world_id, entity_id) DO UPDATE
-             SET kind = excluded.kind, status = excluded.status, location_id = excluded.location_id, ${set} ${guard}`,
-          [rows],
-        );
-        return;
-      case 'player_state':
-        await client.query(
-          `INSERT INTO player_state AS t (world_id, player_id, data, revision, position, updated_at)
-           SELECT r.world_id, r.id::uuid, r.data, r.revision, r.position, r.updated_at FROM ${source}
-           ON CONFLICT (world_id, player_id) DO UPDATE SET ${set} ${guard}`,
-          [rows],
-        );
-        return;
-      case 'world_state':
-      case 'narrative_state':
-        await client.query(
-          `INSERT INTO ${table} AS t (world_id, data, revision, position, updated_at)
-           SELECT r.world_id, r.data, r.revision, r.position, r.updated_at FROM ${source}
-           ON CONFLICT (world_id) DO UPDATE SET ${set} ${guard}`,
-          [rows],
-        );
-        return;
+    // One row per document (the newest), as one INSERT … ON CONFLICT may touch a row only once.
+    const newest = new Map<string, Doc>();
+    for (const doc of changes.docs) {
+      const key = docKey(doc.table, doc.streamId);
+      const seen = newest.get(key);
+      if (!seen || seen.revision < doc.revision) newest.set(key, doc);
     }
+    const rows: Record<DocTable, unknown[]> = { entities: [], world_state: [], narrative_state: [], player_state: [] };
+    for (const d of newest.values()) {
+      rows[d.table].push({ world_id: d.worldId, id: d.id, data: d.state, revision: String(d.revision), position: String(d.position), updated_at: d.updatedAt });
+    }
+    const history = changes.history.map((h) => ({
+      world_id: h.worldId,
+      player_id: h.playerId,
+      at: h.at,
+      action: h.action,
+      context: h.context,
+      revision: String(h.revision),
+      position: String(h.position),
+    }));
+    await this.pool.query(COMMIT_BATCH, [
+      json(rows.entities),
+      json(rows.world_state),
+      json(rows.narrative_state),
+      json(rows.player_state),
+      json(history),
+      projections,
+      checkpoint.position.commit.toString(),
+      checkpoint.position.prepare.toString(),
+      checkpoint.time,
+      eventCount,
+    ]);
   }
 
   /** Creates the monthly `player_history` partitions around now that are missing; returns how many. */
