@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { PostgresEventStore } from '@lorestore/event-store';
 import { freePort } from '@lorestore/infra';
-import { ProjectionRunner, ReadModelStore, RedisHotState } from '@lorestore/projections';
+import { MemoryHotState, ProjectionRunner, ReadModelStore, RedisHotState } from '@lorestore/projections';
 import { createTestSchema, type TestSchema } from '../support/database';
 
 /**
@@ -10,7 +10,7 @@ import { createTestSchema, type TestSchema } from '../support/database';
  * id would hold back pg_snapshot_xmin, and with it the gap-safe feed of every
  * reader of the database, for as long as Redis stays away.
  */
-describe('projection runner with the hot store down', () => {
+describe('projection runner: failures and stopping', () => {
   let db: TestSchema;
   let store: PostgresEventStore;
 
@@ -54,6 +54,41 @@ describe('projection runner with the hot store down', () => {
     } finally {
       await runner.stop();
       await hot.close();
+    }
+  });
+
+  it('retries a failed commit without waiting for another event, and stops at once on a quiet feed', async () => {
+    const hot = new MemoryHotState({ ttlSeconds: 60, maxEntries: 1000 });
+    const readModels = new ReadModelStore(db.pool);
+    const runner = new ProjectionRunner({
+      store,
+      pool: db.pool,
+      readModels,
+      hot,
+      batchSize: 100,
+      lockName: `${db.schema}.retry`,
+      partitions: { monthsBack: 1, monthsAhead: 1, retentionMonths: null },
+    });
+    await db.pool.query('TRUNCATE projection_checkpoints');
+    const appended = await store.appendToStream(`narrative-n${randomBytes(3).toString('hex')}`, [
+      { id: randomUUID(), type: 'NarrativeFlagSet', data: { flag: 'f', value: 1, at: new Date().toISOString() }, metadata: {} },
+    ]);
+    // Every batch fails (inside the feed loop) while the narrative table is away.
+    await db.pool.query('ALTER TABLE narrative_state RENAME TO narrative_state_away');
+    runner.start();
+    try {
+      await new Promise((r) => setTimeout(r, 400));
+      await db.pool.query('ALTER TABLE narrative_state_away RENAME TO narrative_state');
+      // No event is appended from here on: the retry must not wait for one.
+      const deadline = Date.now() + 5000;
+      let at = null;
+      while (Date.now() < deadline && !(at = runner.position)) await new Promise((r) => setTimeout(r, 50));
+      expect(at?.prepare).toBe(appended.position.prepare);
+    } finally {
+      await db.pool.query('ALTER TABLE IF EXISTS narrative_state_away RENAME TO narrative_state');
+      const started = Date.now();
+      await runner.stop();
+      expect(Date.now() - started).toBeLessThan(1000);
     }
   });
 });

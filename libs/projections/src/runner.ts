@@ -28,6 +28,8 @@ export type ProjectionRunnerOptions = {
 
 const PARTITION_MAINTENANCE_MS = 6 * 60 * 60 * 1000;
 const MAX_BACKOFF_MS = 5000;
+/** How often the leader checks the connection that holds its lock. */
+const LEASE_CHECK_MS = 5000;
 
 /** Asks for the next item as soon as one is handed out, so the feed read overlaps the batch's work. */
 async function* readAhead<T>(source: AsyncIterable<T>): AsyncGenerator<T> {
@@ -63,13 +65,13 @@ export class ProjectionRunner {
   private loop: Promise<void> | null = null;
   private lockClient: PoolClient | null = null;
   private lockLost = false;
-  private wakeSleep: (() => void) | null = null;
+  private readonly sleepers = new Set<() => void>();
   private subscription: { unsubscribe(): Promise<void> } | null = null;
   private readonly checkpoints = new Map<string, Position | null>();
   private readonly docCache = new Map<string, Doc>();
   private readonly recent = new Map<string, { doc: Doc; at: number }>();
   private readonly listeners: ((position: Position) => void)[] = [];
-  private waiters: (() => void)[] = [];
+  private waiters = new Set<() => void>();
   private lastPosition: Position | null = null;
   private partitionsCheckedAt = 0;
   private resyncing: Promise<void> = Promise.resolve();
@@ -101,21 +103,24 @@ export class ProjectionRunner {
     this.listeners.push(listener);
   }
 
-  /** Called once, after the next committed batch. */
-  onceCommitted(listener: () => void): void {
-    this.waiters.push(listener);
+  /** Called once, after the next committed batch; the returned function cancels it. */
+  onceCommitted(listener: () => void): () => void {
+    this.waiters.add(listener);
+    return () => this.waiters.delete(listener);
   }
 
   start(): void {
     if (this.loop) return;
+    this.stopped = false;
     this.loop = this.run();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    this.wakeSleep?.();
+    for (const wake of [...this.sleepers]) wake();
     await this.subscription?.unsubscribe().catch(() => undefined);
     await this.loop;
+    await this.resyncing;
     this.loop = null;
   }
 
@@ -159,14 +164,47 @@ export class ProjectionRunner {
       throw error;
     }
     this.lockLost = false;
-    client.on('error', () => {
+    const lose = () => {
       this.lockLost = true;
       void this.subscription?.unsubscribe();
-    });
+    };
+    client.on('error', lose);
     this.lockClient = client;
+    this.watchLease(client, lose);
     this.docCache.clear();
+    // Another runner may have led meanwhile: an in-process hot store holds only what this one wrote.
+    this.options.hot.forget?.();
     this.logger.info(`projector: leading ${this.names.join(', ')}`);
     return true;
+  }
+
+  /**
+   * The lock lives as long as its connection, and a connection to a host that
+   * died silently lingers until TCP gives up. The leader checks its own
+   * connection every few seconds and steps down when it does not answer.
+   */
+  private watchLease(client: PoolClient, lose: () => void): void {
+    let pending = false;
+    const timer = setInterval(() => {
+      if (this.lockClient !== client) {
+        clearInterval(timer);
+        return;
+      }
+      if (pending) {
+        clearInterval(timer);
+        lose();
+        return;
+      }
+      pending = true;
+      client.query('SELECT 1').then(
+        () => (pending = false),
+        () => {
+          clearInterval(timer);
+          lose();
+        },
+      );
+    }, LEASE_CHECK_MS);
+    timer.unref();
   }
 
   private releaseLead(): void {
@@ -176,9 +214,23 @@ export class ProjectionRunner {
     client?.release(true);
   }
 
+  /**
+   * Partitions ahead of time, and retention. A failure is logged and tried
+   * again a minute later; it never holds up the projections (the default
+   * partition takes every row meanwhile).
+   */
   private async maintainPartitions(): Promise<void> {
     if (!this.projections.some((p) => p.name === 'player_history')) return;
     if (Date.now() - this.partitionsCheckedAt < PARTITION_MAINTENANCE_MS) return;
+    try {
+      await this.partitionMaintenance();
+    } catch (error) {
+      this.logger.warn(`projector: player_history partition maintenance failed (${(error as Error).message}); trying again in a minute`);
+      this.partitionsCheckedAt = Date.now() - PARTITION_MAINTENANCE_MS + 60_000;
+    }
+  }
+
+  private async partitionMaintenance(): Promise<void> {
     const { monthsBack, monthsAhead, retentionMonths } = this.options.partitions;
     const created = await this.options.readModels.ensurePartitions(monthsBack, monthsAhead);
     if (created > 0) this.logger.info(`projector: created ${created} player_history partition(s)`);
@@ -197,11 +249,23 @@ export class ProjectionRunner {
     this.lastPosition = positions.every((p) => p !== null) && positions.length > 0 ? from : null;
     const subscription = this.options.store.subscribeToAll({ fromPosition: from ?? START, batchSize: this.options.batchSize });
     this.subscription = subscription;
+    // Closed before any exit from the loop: readAhead keeps a read pending, and leaving the loop
+    // waits for it, which on a quiet feed would be until the next event.
+    const leave = () => subscription.unsubscribe().catch(() => undefined);
+    if (this.stopped || this.lockLost) await leave();
     try {
       for await (const batch of readAhead(subscription.batches())) {
-        if (this.stopped || this.lockLost) break;
-        await this.apply(batch);
-        if (Date.now() - this.partitionsCheckedAt >= PARTITION_MAINTENANCE_MS) await this.maintainPartitions();
+        if (this.stopped || this.lockLost) {
+          await leave();
+          break;
+        }
+        try {
+          await this.apply(batch);
+          if (Date.now() - this.partitionsCheckedAt >= PARTITION_MAINTENANCE_MS) await this.maintainPartitions();
+        } catch (error) {
+          await leave();
+          throw error;
+        }
       }
     } finally {
       this.subscription = null;
@@ -257,7 +321,7 @@ export class ProjectionRunner {
     this.options.onBatch?.({ events: events.length, docs: changes.docs.length, history: changes.history.length, ms: performance.now() - started, position: last.position });
     for (const listener of this.listeners) listener(last.position);
     const waiters = this.waiters;
-    this.waiters = [];
+    this.waiters = new Set();
     for (const wake of waiters) wake();
   }
 
@@ -308,14 +372,16 @@ export class ProjectionRunner {
     for (let i = 0; i < docs.length; i += 1000) await this.putHot(docs.slice(i, i + 1000));
   }
 
+  /** A pause that stop() cuts short (the main loop and a resync may both be waiting). */
   private sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
+      const done = () => {
         clearTimeout(timer);
+        this.sleepers.delete(done);
         resolve();
-      }
-      this.wakeSleep = done;
+      };
+      const timer = setTimeout(done, ms);
+      this.sleepers.add(done);
     });
   }
 }

@@ -88,20 +88,30 @@ export class ProjectionsService implements OnApplicationBootstrap, BeforeApplica
   /** Resolves on the inline runner's next commit, or after `ms`. */
   nextCommit(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      this.runner?.onceCommitted(() => {
+      const cancel = this.runner?.onceCommitted(() => {
         clearTimeout(timer);
         resolve();
       });
+      const timer = setTimeout(() => {
+        cancel?.();
+        resolve();
+      }, ms);
     });
   }
 
   async statuses(): Promise<ProjectionStatus[]> {
     const stored = new Map((await this.readModels.checkpoints()).map((c) => [c.name, c]));
+    // Projections run together share a checkpoint: count the lag once per distinct one.
+    const lags = new Map<string, Promise<{ events: number; ms: number }>>();
+    const lagOf = (position: Position | null) => {
+      const key = position ? `${position.commit}/${position.prepare}` : 'start';
+      if (!lags.has(key)) lags.set(key, this.lag(position));
+      return lags.get(key)!;
+    };
     return Promise.all(
       ALL_PROJECTIONS.map(async (p): Promise<ProjectionStatus> => {
         const c = stored.get(p.name);
-        const behind = await this.lag(c?.position ?? null);
+        const behind = await lagOf(c?.position ?? null);
         const idleMs = c ? Date.now() - c.updatedAt.getTime() : 0;
         return {
           name: p.name,
@@ -111,7 +121,7 @@ export class ProjectionsService implements OnApplicationBootstrap, BeforeApplica
           lag: behind,
           eventsProcessed: c ? Number(c.events) : 0,
           updatedAt: c ? c.updatedAt.toISOString() : null,
-          status: !c && behind.events === 0 ? 'not_started' : behind.events === 0 ? 'caught_up' : idleMs > STALLED_AFTER_MS ? 'stalled' : 'catching_up',
+          status: !c ? 'not_started' : behind.events === 0 ? 'caught_up' : idleMs > STALLED_AFTER_MS ? 'stalled' : 'catching_up',
         };
       }),
     );

@@ -85,7 +85,8 @@ export class ReadModels {
       target ??= await this.feedPosition(BigInt(minPosition));
       if (target !== null) {
         const checkpoint = (await this.projections.checkpoints()).get(projection);
-        if (target === 'gap' ? checkpoint !== undefined && checkpoint.prepare >= BigInt(minPosition) : ProjectionsService.covers(checkpoint, target)) return;
+        // A position no committed event holds (a rolled-back append) has nothing to wait for.
+        if (target === 'gap' || ProjectionsService.covers(checkpoint, target)) return;
       }
       const left = deadline - Date.now();
       if (left <= 0) {

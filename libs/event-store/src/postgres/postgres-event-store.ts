@@ -249,6 +249,8 @@ export class PostgresEventStore implements EventStore {
       } catch (error) {
         if ((error as { code?: string }).code !== '40001' || attempt >= MAX_ORDER_RETRIES) throw error;
         this.orderRetries++;
+        // A little jitter, growing, so batches that keep meeting on a hot stream fall out of step.
+        await new Promise((r) => setTimeout(r, Math.random() * Math.min(attempt, 10)));
       }
     }
   }

@@ -90,7 +90,13 @@ export class PostgresAllSubscription implements AllSubscription {
     const client = await this.store.pool.connect();
     client.on('notification', this.onNotification);
     client.on('error', this.onError);
-    await client.query(`LISTEN "${this.options.channel}"`);
+    try {
+      await client.query(`LISTEN "${this.options.channel}"`);
+    } catch (error) {
+      this.detach(client);
+      client.release(true);
+      throw error;
+    }
     if (this.closed) {
       this.detach(client);
       client.release();

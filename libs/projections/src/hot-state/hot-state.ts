@@ -23,6 +23,8 @@ export interface HotStateStore {
    * projector then writes its recent documents again.
    */
   onPossibleLoss(listener: () => void): void;
+  /** In-process stores only: drop everything (this process's projector may not have seen every write). */
+  forget?(): void;
   close(): Promise<void>;
 }
 

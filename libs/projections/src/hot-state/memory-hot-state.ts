@@ -62,6 +62,10 @@ export class MemoryHotState implements HotStateStore {
 
   onPossibleLoss(): void {}
 
+  forget(): void {
+    this.entries.clear();
+  }
+
   async close(): Promise<void> {
     this.entries.clear();
   }

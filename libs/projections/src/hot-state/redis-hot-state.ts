@@ -95,6 +95,13 @@ export class RedisHotState implements HotStateStore {
     } else if (options.url) {
       this.client = new Redis(options.url, common) as Client;
       this.kind = 'redis';
+      // Back after losing the connection: the server may have restarted from an older snapshot,
+      // or a failover behind the same address may have lost the last writes.
+      let connectedBefore = false;
+      this.client.on('ready', () => {
+        if (connectedBefore) this.possibleLoss();
+        connectedBefore = true;
+      });
     } else {
       throw new Error('RedisHotState needs a url or cluster nodes');
     }
