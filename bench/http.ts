@@ -83,6 +83,10 @@ export const runHttpBench = async (): Promise<void> => {
   const warmupSeconds = envNumber('BENCH_HTTP_WARMUP_SECONDS', 2, 0, 60);
   const connections = envNumber('BENCH_HTTP_CONNECTIONS', 64, 1, 1024);
   const players = envNumber('BENCH_HTTP_PLAYERS', 1000, 1, 100_000);
+  // inline (the default): the service also runs the projections on the same cores, as `npm start` does;
+  // external: commands only, as an API instance does when the projector runs elsewhere.
+  const projector = process.env.BENCH_HTTP_PROJECTOR || 'inline';
+  if (projector !== 'inline' && projector !== 'external') throw new Error(`BENCH_HTTP_PROJECTOR must be inline or external, got "${projector}"`);
   const prefill = envNumber('BENCH_PREFILL', 0, 0, 10_000_000);
   const cpuProfDir = process.env.BENCH_CPU_PROF;
   const load: Load = { connections, seconds, warmupSeconds, playerIds: Array.from({ length: players }, () => randomUUID()) };
@@ -142,6 +146,7 @@ export const runHttpBench = async (): Promise<void> => {
           DATABASE_SCHEMA: serviceSchema,
           API_KEYS: `${API_KEY}:game`,
           LOG_LEVEL: 'warn',
+          PROJECTOR: projector,
         };
         const execArgv = cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : [];
         service = { result: await measureServer('service (node dist/apps/state-api/src/main.js)', SERVICE_MAIN, env, port, load, { execArgv }) };
@@ -158,7 +163,7 @@ export const runHttpBench = async (): Promise<void> => {
 
   const title =
     `http: POST /v1/worlds/{w}/commands, ${connections} connections, ${seconds}s, ` +
-    `${prefill > 0 ? `tables prefilled with ${prefill} events and analyzed` : 'empty tables'}`;
+    `${prefill > 0 ? `tables prefilled with ${prefill} events and analyzed` : 'empty tables'}, projector ${projector}`;
   const summary = summarize(ceiling, service, title);
   const report = {
     bench: 'http',
@@ -169,6 +174,7 @@ export const runHttpBench = async (): Promise<void> => {
       seconds,
       warmupSeconds,
       players,
+      projector,
       prefilledEvents: prefill,
       route: `POST /v1/worlds/${WORLD}/commands`,
       command: 'player.record_action',
