@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { Pool, PoolClient } from 'pg';
 import { parseStreamId } from '@lorestore/domain';
 import type { Position } from '@lorestore/event-store';
-import { loadMigrations, migrate } from '@lorestore/infra';
+import { loadMigrations, migrate, withTransaction } from '@lorestore/infra';
 import { docKey, type BatchChanges, type Doc, type DocTable } from '../projections';
 
 export const READ_MODEL_MIGRATIONS_DIR = path.join(__dirname, 'migrations');
@@ -145,8 +145,8 @@ export class ReadModelStore {
 
   /**
    * Writes a batch and moves the named projections' checkpoints to its end,
-   * in one statement (so one round trip and one implicit transaction: the
-   * rows and the checkpoints commit together or not at all). Rows are written
+   * in one statement of one transaction: the rows and the checkpoints commit
+   * together or not at all. Rows are written
    * only where they are newer than what is stored, and a checkpoint only moves
    * forwards, so running a batch twice (or two projectors racing) changes
    * nothing the second time.
@@ -174,7 +174,7 @@ export class ReadModelStore {
       revision: String(h.revision),
       position: String(h.position),
     }));
-    await this.pool.query(COMMIT_BATCH, [
+    const params = [
       json(rows.entities),
       json(rows.world_state),
       json(rows.narrative_state),
@@ -185,7 +185,13 @@ export class ReadModelStore {
       checkpoint.position.prepare.toString(),
       checkpoint.time,
       eventCount,
-    ]);
+    ];
+    await withTransaction(this.pool, async (client) => {
+      // Derived data needs no WAL flush before the answer: a crash that loses the last commits
+      // loses their checkpoint with them, and the projector applies those events again.
+      await client.query('SET LOCAL synchronous_commit = off');
+      await client.query(COMMIT_BATCH, params);
+    });
   }
 
   /** Creates the monthly `player_history` partitions around now that are missing; returns how many. */
