@@ -138,6 +138,8 @@ export const postgresPlain = async (url: string, admin: Pool, template: string, 
       byTable.get(doc.table)!.push(doc);
     }
     await withTransaction(pool, async (client) => {
+      // The same durability as ReadModelStore.commit: no wait for the WAL flush.
+      await client.query('SET LOCAL synchronous_commit = off');
       for (const [table, docs] of byTable) {
         const common = [docs.map((d) => JSON.stringify(d.state)), docs.map((d) => d.revision.toString()), docs.map((d) => d.position.toString()), docs.map((d) => d.updatedAt)];
         if (table === 'entities') {
