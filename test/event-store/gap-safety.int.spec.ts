@@ -92,4 +92,33 @@ describe('gap-safe global order (PostgreSQL)', () => {
     );
     expect(after.map((e) => e.type)).toEqual(['After']);
   });
+
+  it('subscribing from the end passes over events committed before it, even while an older transaction holds the feed back', async () => {
+    const streamId = `gap-end-${randomUUID()}`;
+    // An older transaction still running: the feed cannot pass it, so "Old" commits but is not yet
+    // readable when the subscription starts (the gap-safe head is before it).
+    const older = await db.pool.connect();
+    await older.query('BEGIN');
+    await older.query('SELECT pg_current_xact_id()');
+    try {
+      await store.appendToStream(streamId, [{ id: randomUUID(), type: 'Old', data: {} }]);
+      const subscription = store.subscribeToAll({ fromPosition: 'end' });
+      const received: RecordedEvent[] = [];
+      const consuming = (async () => {
+        for await (const e of subscription) {
+          if (e.streamId !== streamId) continue;
+          received.push(e);
+          if (received.length === 1) break;
+        }
+      })();
+      await new Promise((r) => setTimeout(r, 100));
+      await store.appendToStream(streamId, [{ id: randomUUID(), type: 'New', data: {} }]);
+      await older.query('COMMIT');
+      await consuming;
+      expect(received.map((e) => e.type)).toEqual(['New']);
+    } finally {
+      await older.query('ROLLBACK').catch(() => undefined);
+      older.release();
+    }
+  });
 });

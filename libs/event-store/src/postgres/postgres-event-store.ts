@@ -377,6 +377,34 @@ export class PostgresEventStore implements EventStore {
     return row ? { commit: BigInt(row.transaction_id), prepare: BigInt(row.position) } : null;
   }
 
+  /**
+   * Where a subscription "from the end" starts: the gap-safe head, and the
+   * snapshot taken with it. Events after that head whose transaction had
+   * already committed in the snapshot were appended before the subscription
+   * (they only waited for an older transaction to end) and are not delivered.
+   */
+  async endMarker(): Promise<{ head: Position | null; committedBefore: (commit: bigint) => boolean; horizon: bigint }> {
+    const { rows } = await this.options.pool.query<{ snapshot: string; transaction_id: string | null; position: string | null }>(
+      `WITH s AS (SELECT pg_current_snapshot() AS snap)
+       SELECT s.snap::text AS snapshot, h.transaction_id::text AS transaction_id, h.position
+         FROM s LEFT JOIN LATERAL (
+           SELECT events.transaction_id, events.position FROM events
+            WHERE events.transaction_id < pg_snapshot_xmin(s.snap)
+            ORDER BY events.transaction_id DESC, events.position DESC LIMIT 1) AS h ON true`,
+    );
+    const row = rows[0]!;
+    // pg_snapshot text: xmin:xmax:xip,xip,… (the transactions still running).
+    const [xmin, xmax, xip] = row.snapshot.split(':');
+    const min = BigInt(xmin!);
+    const max = BigInt(xmax!);
+    const running = new Set((xip ?? '').split(',').filter(Boolean).map((x) => BigInt(x)));
+    return {
+      head: row.transaction_id !== null && row.position !== null ? { commit: BigInt(row.transaction_id), prepare: BigInt(row.position) } : null,
+      committedBefore: (commit) => commit < min || (commit < max && !running.has(commit)),
+      horizon: max,
+    };
+  }
+
   subscribeToAll(options: SubscribeToAllOptions = {}): AllSubscription {
     const subscription = new PostgresAllSubscription(this, {
       fromPosition: options.fromPosition ?? START,

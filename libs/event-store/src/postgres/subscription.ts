@@ -41,12 +41,20 @@ export class PostgresAllSubscription implements AllSubscription {
     const from = this.options.fromPosition;
     let backoff = 100;
     let started = false;
+    /** From the end: what had committed when the subscription started, to be passed over. */
+    let before: { committedBefore: (commit: bigint) => boolean; horizon: bigint } | null = null;
     try {
       while (!this.closed) {
         let batch: RecordedEvent[];
         try {
           if (!started) {
-            position = from === END ? await this.store.headPosition() : from === START ? null : from;
+            if (from === END) {
+              const end = await this.store.endMarker();
+              position = end.head;
+              before = end;
+            } else {
+              position = from === START ? null : from;
+            }
             started = true;
           }
           await this.ensureListening();
@@ -62,7 +70,14 @@ export class PostgresAllSubscription implements AllSubscription {
         if (batch.length > 0) {
           position = batch.at(-1)!.position;
           if (this.closed) return;
-          yield batch;
+          let deliver = batch;
+          if (before) {
+            const b = before;
+            deliver = batch.filter((e) => !b.committedBefore(e.position.commit));
+            // The feed is in transaction order: past the snapshot's horizon nothing can be from before.
+            if (position.commit >= b.horizon) before = null;
+          }
+          if (deliver.length > 0) yield deliver;
         }
         if (batch.length < this.options.batchSize) await this.sleep(this.options.pollIntervalMs);
       }
