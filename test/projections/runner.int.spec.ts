@@ -91,4 +91,51 @@ describe('projection runner: failures and stopping', () => {
       expect(Date.now() - started).toBeLessThan(1000);
     }
   });
+
+  it('catches a document up from its stream when its rows were lost, instead of stopping', async () => {
+    const readModels = new ReadModelStore(db.pool);
+    const runnerWith = () =>
+      new ProjectionRunner({
+        store,
+        pool: db.pool,
+        readModels,
+        hot: new MemoryHotState({ ttlSeconds: 60, maxEntries: 1000 }),
+        batchSize: 100,
+        lockName: `${db.schema}.repair`,
+        partitions: { monthsBack: 1, monthsAhead: 1, retentionMonths: null },
+      });
+    const until = async (runner: ProjectionRunner, prepare: bigint) => {
+      const deadline = Date.now() + 5000;
+      while (Date.now() < deadline && !(runner.position && runner.position.prepare >= prepare)) await new Promise((r) => setTimeout(r, 25));
+      expect(runner.position?.prepare).toBeGreaterThanOrEqual(prepare);
+    };
+    const world = `w${randomBytes(3).toString('hex')}`;
+    const entityId = randomUUID();
+    const streamId = `entity-${world}-${entityId}`;
+    const at = new Date().toISOString();
+    const event = (type: string, data: object) => ({ id: randomUUID(), type, data: { entityId, at, ...data }, metadata: { worldId: world } });
+
+    const first = runnerWith();
+    first.start();
+    await store.appendToStream(streamId, [event('EntitySpawned', { kind: 'npc', attributes: { hp: 1 }, locationId: null })]);
+    const updated = await store.appendToStream(streamId, [event('EntityUpdated', { set: { hp: 2 }, unset: [] })]);
+    await until(first, updated.position.prepare);
+    await first.stop();
+
+    // The row is lost (a restore from an older backup, a hand-made DELETE) while the checkpoint stays.
+    await db.pool.query('DELETE FROM entities WHERE world_id = $1', [world]);
+
+    const second = runnerWith();
+    second.start();
+    try {
+      const moved = await store.appendToStream(streamId, [event('EntityUpdated', { set: { mood: 'calm' }, unset: [] })]);
+      await until(second, moved.position.prepare);
+      const { rows } = await db.pool.query<{ revision: string; data: { attributes: unknown } }>('SELECT revision, data FROM entities WHERE world_id = $1', [world]);
+      expect(rows).toHaveLength(1);
+      expect(rows[0]!.revision).toBe('2');
+      expect(rows[0]!.data.attributes).toEqual({ hp: 2, mood: 'calm' });
+    } finally {
+      await second.stop();
+    }
+  });
 });

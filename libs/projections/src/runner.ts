@@ -299,8 +299,9 @@ export class ProjectionRunner {
     const changes: BatchChanges = { docs: [], history: [], checkpoint: null };
     for (const projection of this.projections) {
       const after = this.checkpoints.get(projection.name) ?? null;
-      const mine = after === null ? events : events.filter((e) => comparePositions(e.position, after) > 0);
+      let mine = after === null ? events : events.filter((e) => comparePositions(e.position, after) > 0);
       if (mine.length === 0) continue;
+      if (projection.kind === 'doc') mine = await this.withMissingRevisions(projection.name, current, mine);
       const planned = planBatch([projection], current, mine);
       changes.docs.push(...planned.docs);
       changes.history.push(...planned.history);
@@ -323,6 +324,29 @@ export class ProjectionRunner {
     const waiters = this.waiters;
     this.waiters = new Set();
     for (const wake of waiters) wake();
+  }
+
+  /**
+   * A document behind the feed by more than the batch explains (its rows were
+   * lost: restored from an older backup, deleted by hand) is caught up from
+   * its stream, which is the truth, instead of stopping the projector: the
+   * missing revisions are read and put before the batch's own events.
+   */
+  private async withMissingRevisions(table: DocTable, current: ReadonlyMap<string, Doc>, events: RecordedEvent[]): Promise<RecordedEvent[]> {
+    const firsts = new Map<string, RecordedEvent>();
+    for (const event of events) if (!firsts.has(event.streamId)) firsts.set(event.streamId, event);
+    const repairs: RecordedEvent[] = [];
+    for (const [streamId, first] of firsts) {
+      const doc = current.get(docKey(table, streamId));
+      const expected = (doc?.revision ?? -1n) + 1n;
+      if (first.revision <= expected) continue;
+      const missing = await this.options.store.readStream(streamId, { fromRevision: expected, maxCount: Number(first.revision - expected) });
+      this.logger.warn(
+        `projector: ${table} held ${streamId} at revision ${doc ? doc.revision : 'none'} but the feed is at ${first.revision}; caught up from the stream (${missing.length} events)`,
+      );
+      repairs.push(...missing);
+    }
+    return repairs.length > 0 ? [...repairs, ...events] : events;
   }
 
   /** The hot store must hold a batch before its checkpoint commits: retry until it does (or we stop). */
