@@ -1,8 +1,9 @@
 import type { Pool, PoolClient } from 'pg';
+import { parseStreamId } from '@lorestore/domain';
 import { START, comparePositions, type EventStore, type Position, type RecordedEvent } from '@lorestore/event-store';
 import type { HotStateStore } from './hot-state/hot-state';
 import type { ReadModelStore } from './postgres/read-model-store';
-import { ALL_PROJECTIONS, docKey, docKeysOf, planBatch, type BatchChanges, type Doc, type DocTable, type Projection } from './projections';
+import { ALL_PROJECTIONS, docKey, docKeysOf, planBatch, type BatchChanges, type Doc, type DocProjection, type DocTable, type Projection } from './projections';
 
 export type RunnerLogger = { info(msg: string): void; warn(msg: string): void; error(msg: string): void };
 
@@ -301,7 +302,7 @@ export class ProjectionRunner {
       const after = this.checkpoints.get(projection.name) ?? null;
       let mine = after === null ? events : events.filter((e) => comparePositions(e.position, after) > 0);
       if (mine.length === 0) continue;
-      if (projection.kind === 'doc') mine = await this.withMissingRevisions(projection.name, current, mine);
+      if (projection.kind === 'doc') mine = await this.withMissingRevisions(projection, current, mine);
       const planned = planBatch([projection], current, mine);
       changes.docs.push(...planned.docs);
       changes.history.push(...planned.history);
@@ -332,9 +333,13 @@ export class ProjectionRunner {
    * its stream, which is the truth, instead of stopping the projector: the
    * missing revisions are read and put before the batch's own events.
    */
-  private async withMissingRevisions(table: DocTable, current: ReadonlyMap<string, Doc>, events: RecordedEvent[]): Promise<RecordedEvent[]> {
+  private async withMissingRevisions(projection: DocProjection, current: ReadonlyMap<string, Doc>, events: RecordedEvent[]): Promise<RecordedEvent[]> {
+    const table = projection.name;
     const firsts = new Map<string, RecordedEvent>();
-    for (const event of events) if (!firsts.has(event.streamId)) firsts.set(event.streamId, event);
+    for (const event of events) {
+      if (firsts.has(event.streamId) || parseStreamId(event.streamId)?.aggregate !== projection.aggregate) continue;
+      firsts.set(event.streamId, event);
+    }
     const repairs: RecordedEvent[] = [];
     for (const [streamId, first] of firsts) {
       const doc = current.get(docKey(table, streamId));
