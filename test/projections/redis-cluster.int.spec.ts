@@ -6,6 +6,7 @@ import { PostgresEventStore, START, comparePositions, type Position, type Record
 import { InlineReadModels, ProjectionRunner, ReadModelStore, RedisHotState, hotKey, type DocTable } from '@lorestore/projections';
 import { gameCommands, type GameStep } from '../../libs/projections/src/testing/game-log';
 import { createTestSchema, type TestSchema } from '../support/database';
+import { expectedOf, readBackPostgres, type ComparableDoc } from '../support/read-models';
 import { redisServerAvailable, startRedisCluster, type RedisClusterHarness } from '../support/redis-cluster';
 
 /**
@@ -145,28 +146,8 @@ const readEverything = async (store: PostgresEventStore): Promise<RecordedEvent[
   }
 };
 
-type Compared = { state: unknown; revision: bigint; position: bigint };
+type Compared = ComparableDoc;
 const docId = (table: DocTable, worldId: string, id: string) => `${table}|${worldId}|${id}`;
-
-/** What PostgreSQL holds, in the shape of InlineReadModels, to compare with a fresh fold. */
-const readBack = async (db: TestSchema) => {
-  const docs = new Map<string, Compared>();
-  for (const table of ['entities', 'world_state', 'narrative_state', 'player_state'] as const) {
-    const { rows } = await db.pool.query<{ world_id: string; id: string; data: unknown; revision: string; position: string }>(
-      `SELECT world_id, ${table === 'entities' ? 'entity_id::text' : table === 'player_state' ? 'player_id::text' : 'world_id'} AS id, data, revision, position FROM ${table}`,
-    );
-    for (const r of rows) docs.set(docId(table, r.world_id, r.id), { state: r.data, revision: BigInt(r.revision), position: BigInt(r.position) });
-  }
-  const { rows } = await db.pool.query<{ key: string }>(
-    `SELECT world_id || '|' || player_id || '|' || revision || '|' || action || '|' || to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS key FROM player_history ORDER BY 1`,
-  );
-  return { docs, history: rows.map((r) => r.key) };
-};
-
-const expectedOf = (models: InlineReadModels) => ({
-  docs: new Map([...models.docs.values()].map((d) => [docId(d.table, d.worldId, d.id), { state: d.state, revision: d.revision, position: d.position }])),
-  history: [...models.history.values()].map((h) => `${h.worldId}|${h.playerId}|${h.revision}|${h.action}|${h.at}`).sort(),
-});
 
 /** The documents that differ, as short descriptions (the whole maps would drown the failure message). */
 const differences = (want: Map<string, Compared>, got: Map<string, Compared | null>): { count: number; sample: string[] } => {
@@ -414,7 +395,7 @@ describeIfRedis(`projections on a Redis Cluster: failover mid-traffic${skipped}`
       expect(redisDiff).toEqual({ count: 0, sample: [] });
 
       // (a) PostgreSQL.
-      const pg = await readBack(db!);
+      const pg = await readBackPostgres(db!.pool);
       expect(differences(want.docs, pg.docs)).toEqual({ count: 0, sample: [] });
       expect(pg.history).toEqual(want.history);
 

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import Redis, { Cluster } from 'ioredis';
+import { processAlive } from '@lorestore/infra';
 import { redisServerAvailable, startRedisCluster, type RedisClusterHarness } from '../support/redis-cluster';
 
 jest.setTimeout(60_000);
@@ -20,15 +21,6 @@ const eventually = async <T>(attempt: () => Promise<T>, timeoutMs = 20_000): Pro
       if (Date.now() > deadline) throw error;
       await new Promise((r) => setTimeout(r, 250));
     }
-  }
-};
-
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
   }
 };
 
@@ -117,7 +109,7 @@ describeIfRedis(`Redis Cluster test harness${skipped}`, () => {
     client.disconnect();
     await harness.stop();
     await harness.stop(); // idempotent
-    expect(pids.filter(alive)).toEqual([]);
+    expect(pids.filter(processAlive)).toEqual([]);
     expect(existsSync(tempDir)).toBe(false);
   });
 });

@@ -6,7 +6,6 @@ import {
   EVENT_SCHEMA_VERSIONS,
   deciders,
   routeCommand,
-  upcast,
   type AnyDecider,
   type DomainCommand,
   type DomainEvent,
@@ -18,8 +17,8 @@ import {
   type AppendResult,
   type EventStore,
   type ExpectedRevision,
-  type RecordedEvent,
 } from '@lorestore/event-store';
+import { toDomainEvent } from '@lorestore/projections';
 import { APP_CONFIG, type AppConfig } from '../config';
 import { EVENT_STORE } from '../persistence/tokens';
 import { Metrics } from '../metrics/metrics';
@@ -50,9 +49,6 @@ export class ExecuteCommand {
     readonly correlationId: string,
   ) {}
 }
-
-export const toDomainEvent = (event: RecordedEvent): DomainEvent =>
-  ({ type: event.type, data: upcast(event.type, event.schemaVersion, event.data) }) as DomainEvent;
 
 export const toCommandResponse = (result: AppendResult): CommandResponse => ({
   streamId: result.streamId,

@@ -1,8 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { deciders, fold, type AggregateName } from '@lorestore/domain';
 import type { EventStore, RecordedEvent } from '@lorestore/event-store';
+import { toDomainEvent } from '@lorestore/projections';
 import { APP_CONFIG, type AppConfig } from '../config';
-import { toDomainEvent } from '../commands/execute-command';
 import { Problem } from '../http/problem';
 import { EVENT_STORE } from '../persistence/tokens';
 import { toUntil, type PointInTime } from './point-in-time';

@@ -30,7 +30,8 @@ export const freePort = (): Promise<number> =>
     });
   });
 
-const alive = (pid: number): boolean => {
+/** Whether a process with this pid exists (signal 0 checks without sending anything). */
+export const processAlive = (pid: number): boolean => {
   try {
     process.kill(pid, 0);
     return true;
@@ -49,11 +50,11 @@ const stopLeftover = async (dataDir: string, log: (line: string) => void): Promi
   if (!existsSync(pidFile)) return;
   const [pidLine, dirLine] = (await readFile(pidFile, 'utf8')).split('\n');
   const pid = Number(pidLine);
-  if (!Number.isInteger(pid) || path.resolve(dirLine ?? '') !== path.resolve(dataDir) || !alive(pid)) return;
+  if (!Number.isInteger(pid) || path.resolve(dirLine ?? '') !== path.resolve(dataDir) || !processAlive(pid)) return;
   log(`stopping a postgres (pid ${pid}) left running on ${dataDir} by an earlier run`);
   process.kill(pid, 'SIGINT');
-  for (let waited = 0; alive(pid) && waited < 15_000; waited += 100) await new Promise((r) => setTimeout(r, 100));
-  if (alive(pid)) process.kill(pid, 'SIGKILL');
+  for (let waited = 0; processAlive(pid) && waited < 15_000; waited += 100) await new Promise((r) => setTimeout(r, 100));
+  if (processAlive(pid)) process.kill(pid, 'SIGKILL');
 };
 
 /**
