@@ -20,9 +20,10 @@ describe('player_history partitions (monthly, with a default partition)', () => 
     context: { at: at.toISOString() },
     revision: revision++,
     position: revision,
+    rolledBack: false,
   });
   const write = (rows: HistoryRow[]) =>
-    store.commit({ docs: [], history: rows, checkpoint: { position: { commit: 1n, prepare: revision }, time: new Date() } }, ['player_history'], rows.length);
+    store.commit({ docs: [], history: rows, historyResets: [], checkpoint: { position: { commit: 1n, prepare: revision }, time: new Date() } }, ['player_history'], rows.length);
   const placement = async () => {
     const { rows } = await db.pool.query<{ part: string; at: Date }>('SELECT tableoid::regclass::text AS part, at FROM player_history ORDER BY at');
     return rows.map((r) => ({ part: r.part.replace(/^.*\./, '').replace(/"/g, ''), at: r.at.toISOString() }));

@@ -101,7 +101,7 @@ describeWithRedis('projection sinks: PostgreSQL read models and Redis hot state'
             for (let i = 0; i < rng.length; i += 3) {
               const chunk = rng.slice(i, i + 3);
               await hot.put(chunk);
-              await store.commit({ docs: chunk, history: [], checkpoint: { position: { commit: 1n, prepare: BigInt(i + 1) }, time: new Date() } }, ['p'], chunk.length);
+              await store.commit({ docs: chunk, history: [], historyResets: [], checkpoint: { position: { commit: 1n, prepare: BigInt(i + 1) }, time: new Date() } }, ['p'], chunk.length);
             }
             const want = expectedOf(models).docs;
             expect((await readBackPostgres(db.pool)).docs).toEqual(want);

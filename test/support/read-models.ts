@@ -17,7 +17,7 @@ export const readBackPostgres = async (pool: Pool) => {
     for (const r of rows) docs.set(`${table}|${r.world_id}|${r.id}`, { state: r.data, revision: BigInt(r.revision), position: BigInt(r.position) });
   }
   const { rows } = await pool.query<{ key: string }>(
-    `SELECT world_id || '|' || player_id || '|' || revision || '|' || action || '|' || to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS key
+    `SELECT world_id || '|' || player_id || '|' || revision || '|' || action || '|' || to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') || '|' || rolled_back AS key
        FROM player_history ORDER BY 1`,
   );
   return { docs, history: rows.map((r) => r.key) };
@@ -26,7 +26,7 @@ export const readBackPostgres = async (pool: Pool) => {
 /** What a fresh, ordered, once-only fold of the log says the read models must hold. */
 export const expectedOf = (models: InlineReadModels) => ({
   docs: new Map([...models.docs.values()].map((d) => [`${d.table}|${d.worldId}|${d.id}`, { state: d.state, revision: d.revision, position: d.position }])),
-  history: [...models.history.values()].map((h) => `${h.worldId}|${h.playerId}|${h.revision}|${h.action}|${h.at}`).sort(),
+  history: [...models.history.values()].map((h) => `${h.worldId}|${h.playerId}|${h.revision}|${h.action}|${h.at}|${h.rolledBack}`).sort(),
 });
 
 /** The hot-state copies of these documents, read straight from Redis (null where a key is missing). */

@@ -1,5 +1,6 @@
 import type { Command, CommandMetadata, Decider, Event, JsonObject } from './decider';
 import { refuse } from './refusal';
+import type { StreamRolledBack } from './rollback';
 
 // ── commands ────────────────────────────────────────────────────────────────
 export type SpawnEntity = Command<
@@ -35,7 +36,7 @@ export type NpcMemoryRecorded = Event<
     at: string;
   }
 >;
-export type EntityEvent = EntitySpawned | EntityUpdated | EntityMoved | EntityDespawned | NpcMemoryRecorded;
+export type EntityEvent = EntitySpawned | EntityUpdated | EntityMoved | EntityDespawned | NpcMemoryRecorded | StreamRolledBack<EntityState>;
 
 // ── state ───────────────────────────────────────────────────────────────────
 type EntityCore = {
@@ -152,6 +153,8 @@ export const evolveEntity = (state: EntityState, event: EntityEvent): EntityStat
     case 'NpcMemoryRecorded':
       if (state.status !== 'active') return state;
       return { ...state, memoryCount: state.memoryCount + 1, updatedAt: event.data.at };
+    case 'StreamRolledBack':
+      return event.data.state;
     default: {
       const _exhaustive: never = event;
       return _exhaustive;

@@ -6,3 +6,4 @@ export * from './player';
 export * from './narrative';
 export * from './aggregates';
 export * from './schema';
+export * from './rollback';

@@ -1,5 +1,6 @@
 import type { Command, Decider, Event, JsonObject, JsonValue } from './decider';
 import { refuse } from './refusal';
+import type { StreamRolledBack } from './rollback';
 
 export type AdvancePlot = Command<'narrative.advance_plot', { plotId: string; stage: string; choices?: JsonObject | null }>;
 export type SetFlag = Command<'narrative.set_flag', { flag: string; value: JsonValue }>;
@@ -10,7 +11,7 @@ export type PlotAdvanced = Event<
   { plotId: string; from: string | null; stage: string; choices: JsonObject | null; at: string }
 >;
 export type NarrativeFlagSet = Event<'NarrativeFlagSet', { flag: string; value: JsonValue; at: string }>;
-export type NarrativeEvent = PlotAdvanced | NarrativeFlagSet;
+export type NarrativeEvent = PlotAdvanced | NarrativeFlagSet | StreamRolledBack<NarrativeState>;
 
 export type PlotStep = { stage: string; choices: JsonObject | null; at: string };
 export type NarrativeState = {
@@ -50,6 +51,8 @@ export const evolveNarrative = (state: NarrativeState, event: NarrativeEvent): N
     }
     case 'NarrativeFlagSet':
       return { ...state, flags: { ...state.flags, [event.data.flag]: event.data.value } };
+    case 'StreamRolledBack':
+      return event.data.state;
     default: {
       const _exhaustive: never = event;
       return _exhaustive;

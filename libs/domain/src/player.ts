@@ -1,6 +1,7 @@
 import type { Command, Decider, Event, JsonObject } from './decider';
 import { STANDING_MAX, STANDING_MIN } from './world';
 import { refuse } from './refusal';
+import type { StreamRolledBack } from './rollback';
 
 export type RecordPlayerAction = Command<
   'player.record_action',
@@ -28,7 +29,7 @@ export type PlayerProfileSet = Event<
   'PlayerProfileSet',
   { playerId: string; displayName: string; email: string | null; locale: string | null; at: string }
 >;
-export type PlayerEvent = PlayerActionRecorded | PlayerRelationshipChanged | PlayerProfileSet;
+export type PlayerEvent = PlayerActionRecorded | PlayerRelationshipChanged | PlayerProfileSet | StreamRolledBack<PlayerState>;
 
 export type PlayerState = {
   playerId: string | null;
@@ -116,6 +117,8 @@ export const evolvePlayer = (state: PlayerState, event: PlayerEvent): PlayerStat
         playerId: event.data.playerId,
         profile: { displayName: event.data.displayName, email: event.data.email, locale: event.data.locale },
       };
+    case 'StreamRolledBack':
+      return event.data.state;
     default: {
       const _exhaustive: never = event;
       return _exhaustive;

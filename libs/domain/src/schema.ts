@@ -19,6 +19,7 @@ export const EVENT_SCHEMA_VERSIONS: Record<EventType, number> = {
   PlayerProfileSet: 1,
   PlotAdvanced: 1,
   NarrativeFlagSet: 1,
+  StreamRolledBack: 1,
 };
 
 /** upcasters[type][v] turns data written at version v into version v + 1. */

@@ -1,5 +1,6 @@
 import type { Command, Decider, Event } from './decider';
 import { refuse } from './refusal';
+import type { StreamRolledBack } from './rollback';
 
 export type AdvanceTime = Command<'world.advance_time', { ticks: number }>;
 export type SetWeather = Command<'world.set_weather', { weather: string; regionId?: string | null }>;
@@ -15,7 +16,7 @@ export type FactionStandingSet = Event<
   'FactionStandingSet',
   { factionId: string; otherFactionId: string; standing: number; at: string }
 >;
-export type WorldEvent = WorldTimeAdvanced | WeatherChanged | FactionStandingSet;
+export type WorldEvent = WorldTimeAdvanced | WeatherChanged | FactionStandingSet | StreamRolledBack<WorldState>;
 
 export type WorldState = {
   /** Game time in ticks; only ever moves forward. */
@@ -75,6 +76,9 @@ export const evolveWorld = (state: WorldState, event: WorldEvent): WorldState =>
         factions: { ...state.factions, [factionId]: { ...state.factions[factionId], [otherFactionId]: standing } },
       };
     }
+    // The one way world time goes back: an admin's rollback.
+    case 'StreamRolledBack':
+      return event.data.state;
     default: {
       const _exhaustive: never = event;
       return _exhaustive;

@@ -6,6 +6,8 @@ import {
   type DomainEvent,
   type EntityState,
   type PlayerActionRecorded,
+  type RevisionRanges,
+  type StreamRolledBack,
 } from '@lorestore/domain';
 import type { Position, RecordedEvent } from '@lorestore/event-store';
 
@@ -25,6 +27,8 @@ export type Doc = {
   position: bigint;
   state: unknown;
   updatedAt: string;
+  /** The generation of hot-state keys to write it under (see `hotKey`); 1 when absent. */
+  generation?: number;
 };
 
 export type DocTable = 'entities' | 'world_state' | 'narrative_state' | 'player_state';
@@ -38,7 +42,16 @@ export type HistoryRow = {
   context: unknown;
   revision: bigint;
   position: bigint;
+  /** Undone by a rollback (kept, so a restore can bring it back, and history is never rewritten). */
+  rolledBack: boolean;
 };
+
+/**
+ * A rollback seen on a player stream: of the rows before revision `before`,
+ * only those in `kept` still count; the others are marked rolled back (and a
+ * restore marks them back).
+ */
+export type HistoryReset = { worldId: string; playerId: string; before: bigint; kept: RevisionRanges };
 
 /** A projection that keeps one document per stream of an aggregate. */
 export type DocProjection = {
@@ -55,6 +68,8 @@ export type RowProjection = {
   name: 'player_history';
   version: number;
   rows: (event: RecordedEvent) => HistoryRow[];
+  /** What a rollback event means for the rows written before it. */
+  reset: (event: RecordedEvent) => HistoryReset | null;
 };
 
 export type Projection = DocProjection | RowProjection;
@@ -79,10 +94,28 @@ export const playerHistoryProjection: RowProjection = {
     if (stream?.aggregate !== 'player') return [];
     const data = toDomainEvent(event).data as PlayerActionRecorded['data'];
     return [
-      { worldId: stream.worldId, playerId: stream.id, at: data.at, action: data.action, context: data.context, revision: event.revision, position: event.position.prepare },
+      {
+        worldId: stream.worldId,
+        playerId: stream.id,
+        at: data.at,
+        action: data.action,
+        context: data.context,
+        revision: event.revision,
+        position: event.position.prepare,
+        rolledBack: false,
+      },
     ];
   },
+  reset: (event) => {
+    if (event.type !== 'StreamRolledBack') return null;
+    const stream = parseStreamId(event.streamId);
+    if (stream?.aggregate !== 'player') return null;
+    const data = toDomainEvent(event).data as StreamRolledBack<unknown>['data'];
+    return { worldId: stream.worldId, playerId: stream.id, before: event.revision, kept: data.kept };
+  },
 };
+
+const inKept = (revision: bigint, kept: RevisionRanges) => kept.some(([a, b]) => revision >= BigInt(a) && revision <= BigInt(b));
 
 /** Every projection the service runs, in the order their writes are applied. */
 export const ALL_PROJECTIONS: readonly Projection[] = [
@@ -116,6 +149,8 @@ export type BatchChanges = {
   /** Documents after the batch, only those it changed. */
   docs: Doc[];
   history: HistoryRow[];
+  /** The last rollback per player stream in the batch, for the rows stored before the batch. */
+  historyResets: HistoryReset[];
   /** The last event of the batch: every projection's new checkpoint. */
   checkpoint: { position: Position; time: Date } | null;
 };
@@ -129,6 +164,7 @@ export type BatchChanges = {
 export const planBatch = (projections: readonly Projection[], current: ReadonlyMap<string, Doc>, events: readonly RecordedEvent[]): BatchChanges => {
   const changed = new Map<string, Doc>();
   const history: HistoryRow[] = [];
+  const resets = new Map<string, HistoryReset>();
   const docProjections = new Map<AggregateName, DocProjection>();
   const rowProjections: RowProjection[] = [];
   for (const p of projections) {
@@ -136,7 +172,18 @@ export const planBatch = (projections: readonly Projection[], current: ReadonlyM
     else rowProjections.push(p);
   }
   for (const event of events) {
-    for (const rows of rowProjections) history.push(...rows.rows(event));
+    for (const rows of rowProjections) {
+      history.push(...rows.rows(event));
+      const reset = rows.reset(event);
+      if (reset) {
+        // Rows of this batch are marked here (the batch's one statement cannot see its own inserts);
+        // stored rows by the reset in SQL. The last reset of a stream decides for every row before it.
+        for (const row of history) {
+          if (row.worldId === reset.worldId && row.playerId === reset.playerId && row.revision < reset.before) row.rolledBack = !inKept(row.revision, reset.kept);
+        }
+        resets.set(`${reset.worldId}|${reset.playerId}`, reset);
+      }
+    }
     const stream = parseStreamId(event.streamId);
     const projection = stream && docProjections.get(stream.aggregate);
     if (!stream || !projection) continue;
@@ -162,7 +209,7 @@ export const planBatch = (projections: readonly Projection[], current: ReadonlyM
     });
   }
   const last = events.at(-1);
-  return { docs: [...changed.values()], history, checkpoint: last ? { position: last.position, time: last.created } : null };
+  return { docs: [...changed.values()], history, historyResets: [...resets.values()], checkpoint: last ? { position: last.position, time: last.created } : null };
 };
 
 /** The documents and rows that `planBatch` needs loaded before it runs: one key per projected stream. */

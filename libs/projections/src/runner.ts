@@ -18,7 +18,10 @@ export type ProjectionRunnerOptions = {
   batchSize: number;
   /** Names the advisory lock that lets one runner per schema lead; the others wait. */
   lockName: string;
-  partitions: { monthsBack: number; monthsAhead: number; retentionMonths: number | null };
+  /** player_history partition upkeep; null for a runner that must leave it alone (a rebuild). */
+  partitions: { monthsBack: number; monthsAhead: number; retentionMonths: number | null } | null;
+  /** The hot-state key generation of a projection with no checkpoint yet (a rebuild writes the next one). Default 1. */
+  generation?: number;
   /** Documents kept in memory between batches, so a busy stream is not read back from PostgreSQL each time. */
   docCacheSize?: number;
   /** How long written documents are remembered, to be written again if the hot store may have lost them. */
@@ -76,6 +79,9 @@ export class ProjectionRunner {
   private lastPosition: Position | null = null;
   private partitionsCheckedAt = 0;
   private resyncing: Promise<void> = Promise.resolve();
+  private readonly generations = new Map<string, number>();
+  /** Batches and exclusive sections (a rebuild's switch) run one at a time. */
+  private gate: Promise<void> = Promise.resolve();
 
   constructor(private readonly options: ProjectionRunnerOptions) {
     this.projections = options.projections ?? ALL_PROJECTIONS;
@@ -97,6 +103,37 @@ export class ProjectionRunner {
 
   get names(): string[] {
     return this.projections.map((p) => p.name);
+  }
+
+  /**
+   * Runs `fn` between two batches: no batch of this runner is in flight while
+   * it runs, and the next waits for it. `position` is where every projection
+   * of this runner stands.
+   */
+  runExclusive<T>(fn: (position: Position | null) => Promise<T>): Promise<T> {
+    return this.withGate(() => fn(this.lastPosition));
+  }
+
+  /**
+   * After a rebuild's switch (inside `runExclusive`): the projection's tables
+   * were replaced, so forget its cached documents, and write its hot state
+   * under the new generation from now on.
+   */
+  adopt(projection: string, generation: number): void {
+    this.generations.set(projection, generation);
+    for (const key of [...this.docCache.keys()]) if (key.startsWith(`${projection}|`)) this.docCache.delete(key);
+  }
+
+  private async withGate<T>(fn: () => Promise<T>): Promise<T> {
+    const previous = this.gate;
+    let release!: () => void;
+    this.gate = new Promise((resolve) => (release = resolve));
+    await previous;
+    try {
+      return await fn();
+    } finally {
+      release();
+    }
   }
 
   /** Called after each committed batch with the new checkpoint. */
@@ -221,7 +258,7 @@ export class ProjectionRunner {
    * partition takes every row meanwhile).
    */
   private async maintainPartitions(): Promise<void> {
-    if (!this.projections.some((p) => p.name === 'player_history')) return;
+    if (!this.options.partitions || !this.projections.some((p) => p.name === 'player_history')) return;
     if (Date.now() - this.partitionsCheckedAt < PARTITION_MAINTENANCE_MS) return;
     try {
       await this.partitionMaintenance();
@@ -232,6 +269,7 @@ export class ProjectionRunner {
   }
 
   private async partitionMaintenance(): Promise<void> {
+    if (!this.options.partitions) return;
     const { monthsBack, monthsAhead, retentionMonths } = this.options.partitions;
     const created = await this.options.readModels.ensurePartitions(monthsBack, monthsAhead);
     if (created > 0) this.logger.info(`projector: created ${created} player_history partition(s)`);
@@ -243,8 +281,13 @@ export class ProjectionRunner {
   }
 
   private async follow(): Promise<void> {
-    const stored = new Map((await this.options.readModels.checkpoints()).map((c) => [c.name, c.position]));
-    for (const p of this.projections) this.checkpoints.set(p.name, stored.get(p.name) ?? null);
+    const checkpoints = await this.options.readModels.checkpoints();
+    const stored = new Map(checkpoints.map((c) => [c.name, c.position]));
+    const generations = new Map(checkpoints.map((c) => [c.name, c.generation]));
+    for (const p of this.projections) {
+      this.checkpoints.set(p.name, stored.get(p.name) ?? null);
+      this.generations.set(p.name, generations.get(p.name) ?? this.options.generation ?? 1);
+    }
     const positions = [...this.checkpoints.values()];
     const from = positions.some((p) => p === null) ? null : positions.reduce((a, b) => (comparePositions(a!, b!) <= 0 ? a : b));
     this.lastPosition = positions.every((p) => p !== null) && positions.length > 0 ? from : null;
@@ -281,6 +324,10 @@ export class ProjectionRunner {
    */
   async apply(events: RecordedEvent[]): Promise<void> {
     if (events.length === 0) return;
+    await this.withGate(() => this.applyBatch(events));
+  }
+
+  private async applyBatch(events: RecordedEvent[]): Promise<void> {
     const started = performance.now();
     const keys = docKeysOf(this.projections, events);
     const current = new Map<string, Doc>();
@@ -297,15 +344,18 @@ export class ProjectionRunner {
     }
     if (missing.size > 0) for (const [key, doc] of await this.options.readModels.loadDocs(missing)) current.set(key, doc);
 
-    const changes: BatchChanges = { docs: [], history: [], checkpoint: null };
+    const changes: BatchChanges = { docs: [], history: [], historyResets: [], checkpoint: null };
     for (const projection of this.projections) {
       const after = this.checkpoints.get(projection.name) ?? null;
       let mine = after === null ? events : events.filter((e) => comparePositions(e.position, after) > 0);
       if (mine.length === 0) continue;
       if (projection.kind === 'doc') mine = await this.withMissingRevisions(projection, current, mine);
       const planned = planBatch([projection], current, mine);
+      const generation = this.generations.get(projection.name) ?? 1;
+      if (generation !== 1) for (const doc of planned.docs) doc.generation = generation;
       changes.docs.push(...planned.docs);
       changes.history.push(...planned.history);
+      changes.historyResets.push(...planned.historyResets);
     }
     const last = events.at(-1)!;
     changes.checkpoint = { position: last.position, time: last.created };
@@ -315,7 +365,7 @@ export class ProjectionRunner {
     await this.putHot(changes.docs);
     // Remembered as soon as the hot store has them, so a resync after a failover covers them too.
     for (const doc of changes.docs) this.rememberWritten(doc);
-    await this.options.readModels.commit(changes, this.names, events.length);
+    await this.options.readModels.commit(changes, this.names, events.length, this.options.generation ?? 1);
     for (const doc of changes.docs) this.cache(doc);
 
     for (const name of this.names) this.checkpoints.set(name, last.position);

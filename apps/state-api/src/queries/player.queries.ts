@@ -1,6 +1,6 @@
 import { Inject } from '@nestjs/common';
 import { QueryHandler, type IQueryHandler } from '@nestjs/cqrs';
-import { streamIds, type PlayerActionRecorded, type PlayerState } from '@lorestore/domain';
+import { inRanges, streamIds, type PlayerActionRecorded, type PlayerState, type RevisionRanges, type StreamRolledBack } from '@lorestore/domain';
 import type { EventStore } from '@lorestore/event-store';
 import { Problem } from '../http/problem';
 import { EVENT_STORE } from '../persistence/tokens';
@@ -33,7 +33,8 @@ export class GetPlayerHandler implements IQueryHandler<GetPlayer> {
       state = doc?.state as PlayerState;
       last = doc ? { revision: doc.revision } : undefined;
     }
-    if (!last) throw new Problem(404, 'not-found', 'Player not found', `player ${playerId} has no recorded state in world ${worldId}`);
+    // A player rolled back to before its first event has a document again at its initial state.
+    if (!last || state.playerId === null) throw new Problem(404, 'not-found', 'Player not found', `player ${playerId} has no recorded state in world ${worldId}`);
     return {
       playerId,
       relationships: state.relationships,
@@ -80,7 +81,7 @@ export class GetPlayerHistoryHandler implements IQueryHandler<GetPlayerHistory> 
   private async fromReadModel({ worldId, playerId, range, limit, cursor }: GetPlayerHistory) {
     const { rows } = await this.readModels.pool.query<{ action: string; context: unknown; at: Date; revision: string; position: string }>(
       `SELECT action, context, at, revision, position FROM player_history
-        WHERE world_id = $1 AND player_id = $2::uuid
+        WHERE world_id = $1 AND player_id = $2::uuid AND NOT rolled_back
           AND ($3::timestamptz IS NULL OR at >= $3) AND ($4::timestamptz IS NULL OR at < $4)
           AND ($5::bigint IS NULL OR revision < $5)
         ORDER BY revision DESC LIMIT $6`,
@@ -102,12 +103,19 @@ export class GetPlayerHistoryHandler implements IQueryHandler<GetPlayerHistory> 
     const items: HistoryItem[] = [];
     let from: bigint | 'end' = cursor === undefined ? 'end' : BigInt(cursor) - 1n;
     let exhausted = false;
+    // Going backwards, the first rollback met decides which of the older actions still count.
+    let kept: RevisionRanges | null = null;
     while (items.length < limit && !exhausted && (from === 'end' || from >= 0n)) {
       const events = await this.store.readStream(streamId, { direction: 'backwards', fromRevision: from, maxCount: PAGE_READ, until: toUntil(at) });
       exhausted = events.length < PAGE_READ;
       for (const event of events) {
         from = event.revision - 1n;
+        if (event.type === 'StreamRolledBack') {
+          kept ??= (event.data as StreamRolledBack<unknown>['data']).kept;
+          continue;
+        }
         if (event.type !== 'PlayerActionRecorded') continue;
+        if (kept && !inRanges(Number(event.revision), kept)) continue;
         const data = event.data as PlayerActionRecorded['data'];
         if (range.from !== undefined && Date.parse(data.at) < Date.parse(range.from)) continue;
         if (range.to !== undefined && Date.parse(data.at) >= Date.parse(range.to)) continue;

@@ -12,7 +12,8 @@ export type HotDoc = { revision: bigint; position: bigint; state: unknown; updat
  */
 export interface HotStateStore {
   readonly kind: 'redis' | 'redis-cluster' | 'memory';
-  get(table: DocTable, worldId: string, id: string): Promise<HotDoc | null>;
+  /** `generation`: which generation of the projection's keys (a rebuild writes the next one). */
+  get(table: DocTable, worldId: string, id: string, generation?: number): Promise<HotDoc | null>;
   /** Writes each document unless the stored one is as new or newer; refreshes the TTL of those written. */
   put(docs: readonly Doc[]): Promise<void>;
   /** Throws when the store cannot be reached. */
@@ -38,7 +39,11 @@ const KEY_PREFIX: Record<DocTable, string> = {
 /**
  * `entity:{<world>:<id>}`, `player:{<world>:<id>}`, `world:{<world>}`,
  * `narrative:{<world>}`: the braces are a Cluster hash tag, so everything
- * about one document lives in one slot.
+ * about one document lives in one slot. Generations after the first (each
+ * rebuild starts one) add `:g<n>` after the prefix; the keys of the old
+ * generation are left to expire.
  */
-export const hotKey = (table: DocTable, worldId: string, id: string): string =>
-  table === 'entities' || table === 'player_state' ? `${KEY_PREFIX[table]}:{${worldId}:${id}}` : `${KEY_PREFIX[table]}:{${worldId}}`;
+export const hotKey = (table: DocTable, worldId: string, id: string, generation = 1): string => {
+  const prefix = generation === 1 ? KEY_PREFIX[table] : `${KEY_PREFIX[table]}:g${generation}`;
+  return table === 'entities' || table === 'player_state' ? `${prefix}:{${worldId}:${id}}` : `${prefix}:{${worldId}}`;
+};

@@ -19,8 +19,8 @@ export class MemoryHotState implements HotStateStore {
     return this.options.now ? this.options.now() : Date.now();
   }
 
-  async get(table: DocTable, worldId: string, id: string): Promise<HotDoc | null> {
-    const key = hotKey(table, worldId, id);
+  async get(table: DocTable, worldId: string, id: string, generation = 1): Promise<HotDoc | null> {
+    const key = hotKey(table, worldId, id, generation);
     const entry = this.entries.get(key);
     if (!entry) return null;
     if (entry.expiresAt <= this.now()) {
@@ -36,7 +36,7 @@ export class MemoryHotState implements HotStateStore {
   async put(docs: readonly Doc[]): Promise<void> {
     const now = this.now();
     for (const doc of docs) {
-      const key = hotKey(doc.table, doc.worldId, doc.id);
+      const key = hotKey(doc.table, doc.worldId, doc.id, doc.generation);
       const stored = this.entries.get(key);
       if (stored && stored.expiresAt > now && stored.revision >= doc.revision) continue;
       this.entries.delete(key);

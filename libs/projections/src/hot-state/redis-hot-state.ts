@@ -129,9 +129,9 @@ export class RedisHotState implements HotStateStore {
     this.lossListeners.push(listener);
   }
 
-  async get(table: DocTable, worldId: string, id: string): Promise<HotDoc | null> {
+  async get(table: DocTable, worldId: string, id: string, generation = 1): Promise<HotDoc | null> {
     const [revision, position, updatedAt, doc] = await this.client
-      .hmget(hotKey(table, worldId, id), 'revision', 'position', 'updatedAt', 'doc')
+      .hmget(hotKey(table, worldId, id, generation), 'revision', 'position', 'updatedAt', 'doc')
       .catch((error: unknown) => this.redirected(error));
     if (revision === null || position === null || updatedAt === null || doc === null) return null;
     return { revision: BigInt(revision), position: BigInt(position), updatedAt, state: JSON.parse(doc) };
@@ -143,7 +143,7 @@ export class RedisHotState implements HotStateStore {
     await Promise.all(
       docs.map((d) =>
         this.client.lorestorePutIfNewer(
-          hotKey(d.table, d.worldId, d.id),
+          hotKey(d.table, d.worldId, d.id, d.generation),
           d.revision.toString(),
           d.position.toString(),
           d.updatedAt,
@@ -159,7 +159,7 @@ export class RedisHotState implements HotStateStore {
     const calls: Promise<number>[] = [];
     for (let i = 0; i < docs.length; i += PUT_CHUNK) {
       const chunk = docs.slice(i, i + PUT_CHUNK);
-      const args: (string | number)[] = chunk.map((d) => hotKey(d.table, d.worldId, d.id));
+      const args: (string | number)[] = chunk.map((d) => hotKey(d.table, d.worldId, d.id, d.generation));
       args.push(this.options.ttlSeconds);
       for (const d of chunk) args.push(d.revision.toString(), d.position.toString(), d.updatedAt, JSON.stringify(d.state));
       calls.push(this.client.lorestorePutManyIfNewer(chunk.length, ...args));

@@ -14,7 +14,21 @@ export type Checkpoint = {
   eventTime: Date | null;
   events: bigint;
   updatedAt: Date;
+  /** The generation of the projection's hot-state keys (raised by each rebuild). */
+  generation: number;
 };
+
+export type ReadModelStoreOptions = {
+  /**
+   * Appended to every table and checkpoint name: a rebuild writes
+   * `entities__next` and checkpoints as `entities__next` beside the live ones.
+   * Empty (the live read models) by default.
+   */
+  suffix?: string;
+};
+
+/** What marks the tables and checkpoints of a rebuild in progress. */
+export const REBUILD_SUFFIX = '__next';
 
 type DocRow = { world_id: string; id: string; data: unknown; revision: string; position: string; updated_at: Date };
 
@@ -52,34 +66,41 @@ const NEWER = 'WHERE t.revision < excluded.revision';
  * $1–$4 documents (entities, world, narrative, players), $5 history rows,
  * $6 projection names, $7 commit, $8 position, $9 event time, $10 event count.
  */
-const COMMIT_BATCH = `
+const commitBatchSql = (x: string) => `
 WITH entity_rows AS (
-  INSERT INTO entities AS t (world_id, entity_id, stream_id, kind, status, location_id, data, revision, position, updated_at)
-  SELECT r.world_id, r.id::uuid, 'entity-' || r.world_id || '-' || r.id, r.data->>'kind', r.data->>'status',
+  INSERT INTO entities${x} AS t (world_id, entity_id, stream_id, kind, status, location_id, data, revision, position, updated_at)
+  -- An entity rolled back to before its spawn keeps a row (status 'unspawned', no kind) that holds its revision.
+  SELECT r.world_id, r.id::uuid, 'entity-' || r.world_id || '-' || r.id, coalesce(r.data->>'kind', ''), r.data->>'status',
          (r.data->>'locationId')::uuid, r.data, r.revision, r.position, r.updated_at
     FROM ${DOC_ROWS('$1')}
   ON CONFLICT (world_id, entity_id) DO UPDATE
     SET kind = excluded.kind, status = excluded.status, location_id = excluded.location_id, ${SET_DOC} ${NEWER}
 ), world_rows AS (
-  INSERT INTO world_state AS t (world_id, data, revision, position, updated_at)
+  INSERT INTO world_state${x} AS t (world_id, data, revision, position, updated_at)
   SELECT r.world_id, r.data, r.revision, r.position, r.updated_at FROM ${DOC_ROWS('$2')}
   ON CONFLICT (world_id) DO UPDATE SET ${SET_DOC} ${NEWER}
 ), narrative_rows AS (
-  INSERT INTO narrative_state AS t (world_id, data, revision, position, updated_at)
+  INSERT INTO narrative_state${x} AS t (world_id, data, revision, position, updated_at)
   SELECT r.world_id, r.data, r.revision, r.position, r.updated_at FROM ${DOC_ROWS('$3')}
   ON CONFLICT (world_id) DO UPDATE SET ${SET_DOC} ${NEWER}
 ), player_rows AS (
-  INSERT INTO player_state AS t (world_id, player_id, data, revision, position, updated_at)
+  INSERT INTO player_state${x} AS t (world_id, player_id, data, revision, position, updated_at)
   SELECT r.world_id, r.id::uuid, r.data, r.revision, r.position, r.updated_at FROM ${DOC_ROWS('$4')}
   ON CONFLICT (world_id, player_id) DO UPDATE SET ${SET_DOC} ${NEWER}
 ), history_rows AS (
-  INSERT INTO player_history (world_id, player_id, at, action, context, revision, position)
-  SELECT r.world_id, r.player_id, r.at, r.action, r.context, r.revision, r.position
-    FROM jsonb_to_recordset($5::jsonb) AS r(world_id text, player_id uuid, at timestamptz, action text, context jsonb, revision bigint, position bigint)
+  INSERT INTO player_history${x} (world_id, player_id, at, action, context, revision, position, rolled_back)
+  SELECT r.world_id, r.player_id, r.at, r.action, r.context, r.revision, r.position, r.rolled_back
+    FROM jsonb_to_recordset($5::jsonb) AS r(world_id text, player_id uuid, at timestamptz, action text, context jsonb, revision bigint, position bigint, rolled_back boolean)
   ON CONFLICT DO NOTHING
+), history_resets AS (
+  -- A rollback on a player stream: rows before it count only if the restored state holds them.
+  UPDATE player_history${x} h
+     SET rolled_back = NOT EXISTS (SELECT 1 FROM jsonb_array_elements(r.kept) k WHERE h.revision BETWEEN (k->>0)::bigint AND (k->>1)::bigint)
+    FROM jsonb_to_recordset($11::jsonb) AS r(world_id text, player_id uuid, before bigint, kept jsonb)
+   WHERE h.world_id = r.world_id AND h.player_id = r.player_id AND h.revision < r.before
 )
-INSERT INTO projection_checkpoints AS c (name, commit, position, event_time, events, updated_at)
-SELECT n, $7::text::xid8, $8::bigint, $9::timestamptz, $10::bigint, now() FROM unnest($6::text[]) AS n
+INSERT INTO projection_checkpoints AS c (name, commit, position, event_time, events, updated_at, generation)
+SELECT n, $7::text::xid8, $8::bigint, $9::timestamptz, $10::bigint, now(), $12::int FROM unnest($6::text[]) AS n
 ON CONFLICT (name) DO UPDATE
   SET commit = excluded.commit, position = excluded.position, event_time = excluded.event_time,
       events = c.events + excluded.events, updated_at = now()
@@ -92,18 +113,36 @@ WHERE (c.commit, c.position) < (excluded.commit, excluded.position)`;
  * there (and not read again) or wholly absent (and read again).
  */
 export class ReadModelStore {
-  constructor(private readonly pool: Pool) {}
+  private readonly suffix: string;
+  private readonly commitBatch: string;
+
+  constructor(
+    private readonly pool: Pool,
+    options: ReadModelStoreOptions = {},
+  ) {
+    this.suffix = options.suffix ?? '';
+    if (!/^(__[a-z0-9_]+)?$/.test(this.suffix)) throw new Error(`read model suffix "${this.suffix}" must be empty or __[a-z0-9_]+`);
+    this.commitBatch = commitBatchSql(this.suffix);
+  }
+
+  /** The table (or checkpoint) this store writes for a projection. */
+  nameOf(projection: string): string {
+    return `${projection}${this.suffix}`;
+  }
 
   static async migrate(pool: Pool, schema: string): Promise<string[]> {
     return migrate(pool, schema, await loadMigrations(READ_MODEL_MIGRATIONS_DIR));
   }
 
   async checkpoints(): Promise<Checkpoint[]> {
-    const { rows } = await this.pool.query<{ name: string; commit: string; position: string; event_time: Date | null; events: string; updated_at: Date }>(
-      'SELECT name, commit::text, position, event_time, events, updated_at FROM projection_checkpoints ORDER BY name',
+    const { rows } = await this.pool.query<{ name: string; commit: string; position: string; event_time: Date | null; events: string; updated_at: Date; generation: number }>(
+      'SELECT name, commit::text, position, event_time, events, updated_at, generation FROM projection_checkpoints ORDER BY name',
     );
-    return rows.map((r) => ({
-      name: r.name,
+    // This store's own checkpoints only (a live store does not see a rebuild's, nor the other way round), by projection name.
+    const mine = rows.filter((r) => (this.suffix ? r.name.endsWith(this.suffix) : !r.name.includes('__')));
+    return mine.map((r) => ({
+      name: r.name.slice(0, r.name.length - this.suffix.length),
+      generation: r.generation,
       position: { commit: BigInt(r.commit), prepare: BigInt(r.position) },
       eventTime: r.event_time,
       events: BigInt(r.events),
@@ -137,7 +176,7 @@ export class ReadModelStore {
     const { rows } = await client.query<DocRow>(
       `SELECT t.world_id, ${idColumn ? `t.${idColumn}::text` : 't.world_id'} AS id, t.data, t.revision, t.position, t.updated_at
          FROM unnest($1::text[], $2::text[]) AS k(world_id, id)
-         JOIN ${table} t ON t.world_id = k.world_id${idColumn ? ` AND t.${idColumn} = k.id::uuid` : ''}`,
+         JOIN ${this.nameOf(table)} t ON t.world_id = k.world_id${idColumn ? ` AND t.${idColumn} = k.id::uuid` : ''}`,
       [worldIds, ids],
     );
     return rows.map((r) => toDoc(table, r));
@@ -151,7 +190,7 @@ export class ReadModelStore {
    * forwards, so running a batch twice (or two projectors racing) changes
    * nothing the second time.
    */
-  async commit(changes: BatchChanges, projections: readonly string[], eventCount: number): Promise<void> {
+  async commit(changes: BatchChanges, projections: readonly string[], eventCount: number, generation = 1): Promise<void> {
     const checkpoint = changes.checkpoint;
     if (!checkpoint) return;
     // One row per document (the newest), as one INSERT … ON CONFLICT may touch a row only once.
@@ -173,24 +212,28 @@ export class ReadModelStore {
       context: h.context,
       revision: String(h.revision),
       position: String(h.position),
+      rolled_back: h.rolledBack,
     }));
+    const resets = changes.historyResets.map((r) => ({ world_id: r.worldId, player_id: r.playerId, before: String(r.before), kept: r.kept }));
     const params = [
       json(rows.entities),
       json(rows.world_state),
       json(rows.narrative_state),
       json(rows.player_state),
       json(history),
-      projections,
+      projections.map((p) => this.nameOf(p)),
       checkpoint.position.commit.toString(),
       checkpoint.position.prepare.toString(),
       checkpoint.time,
       eventCount,
+      json(resets),
+      generation,
     ];
     await withTransaction(this.pool, async (client) => {
       // Derived data needs no WAL flush before the answer: a crash that loses the last commits
       // loses their checkpoint with them, and the projector applies those events again.
       await client.query('SET LOCAL synchronous_commit = off');
-      await client.query(COMMIT_BATCH, params);
+      await client.query(this.commitBatch, params);
     });
   }
 
