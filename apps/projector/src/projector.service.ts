@@ -2,16 +2,18 @@ import { Inject, Injectable, Logger, type BeforeApplicationShutdown, type OnAppl
 import type { Pool } from 'pg';
 import type { EventStore } from '@lorestore/event-store';
 import type { HotStateStore, ProjectionRunner, ReadModelStore } from '@lorestore/projections';
+import type { RebuildWorker } from '@lorestore/replay';
 import { APP_CONFIG, type AppConfig } from '../../state-api/src/config';
 import { Metrics } from '../../state-api/src/metrics/metrics';
 import { EVENT_STORE, PG_POOL } from '../../state-api/src/persistence/tokens';
-import { HOT_STATE, READ_MODELS, createRunner } from '../../state-api/src/projections/projections.providers';
+import { HOT_STATE, READ_MODELS, createRebuildWorker, createRunner } from '../../state-api/src/projections/projections.providers';
 
-/** Runs every projection from its checkpoint until the process is told to stop. */
+/** Runs every projection from its checkpoint, and the rebuild jobs beside them, until the process is told to stop. */
 @Injectable()
 export class ProjectorService implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger('Projector');
   private readonly runner: ProjectionRunner;
+  private readonly rebuilds: RebuildWorker;
 
   constructor(
     @Inject(APP_CONFIG) config: AppConfig,
@@ -29,14 +31,17 @@ export class ProjectorService implements OnApplicationBootstrap, BeforeApplicati
       metrics,
       logger: this.logger,
     });
+    this.rebuilds = createRebuildWorker(config, { store, pool, hot, runner: this.runner, logger: this.logger });
   }
 
   onApplicationBootstrap(): void {
     this.logger.log(`hot state: ${this.hot.kind}`);
     this.runner.start();
+    this.rebuilds.start();
   }
 
   async beforeApplicationShutdown(): Promise<void> {
+    await this.rebuilds.stop();
     await this.runner.stop();
     await this.hot.close();
   }

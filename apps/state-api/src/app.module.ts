@@ -4,6 +4,7 @@ import { CqrsModule } from '@nestjs/cqrs';
 import { TerminusModule } from '@nestjs/terminus';
 import { LoggerModule } from 'nestjs-pino';
 import { AdminProjectionsController } from './admin/admin-projections.controller';
+import { AdminReplayController } from './admin/admin-replay.controller';
 import { ApiKeyRing } from './auth/api-keys';
 import { API_KEY_RING, ApiKeyGuard } from './auth/auth.guard';
 import { AggregateCache } from './commands/aggregate-cache';
@@ -16,6 +17,7 @@ import { Metrics } from './metrics/metrics';
 import { PersistenceModule } from './persistence/persistence.module';
 import { projectionProviders } from './projections/projections.providers';
 import { ProjectionsService } from './projections/projections.service';
+import { replayProviders } from './replay/replay.providers';
 import { GetEntityHandler, ListEntitiesHandler } from './queries/entity.queries';
 import { GetPlayerHandler, GetPlayerHistoryHandler } from './queries/player.queries';
 import { QueriesController } from './queries/queries.controller';
@@ -63,7 +65,7 @@ export class AppModule {
         },
         PersistenceModule.forRoot(runtime.databaseUrl),
       ],
-      controllers: [CommandsController, QueriesController, AdminProjectionsController, HealthController],
+      controllers: [CommandsController, QueriesController, AdminProjectionsController, AdminReplayController, HealthController],
       providers: [
         { provide: API_KEY_RING, useValue: runtime.keys },
         { provide: APP_GUARD, useClass: ApiKeyGuard },
@@ -71,6 +73,7 @@ export class AppModule {
         StateReader,
         AggregateCache,
         ...projectionProviders,
+        ...replayProviders,
         ProjectionsService,
         ReadModels,
         ...commandHandlers,

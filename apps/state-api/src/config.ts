@@ -63,6 +63,8 @@ export const configSchema = z.object({
   PLAYER_HISTORY_MONTHS_AHEAD: int(1, 120).default(3),
   /** Drop player_history partitions older than this many months; unset keeps everything. */
   PLAYER_HISTORY_RETENTION_MONTHS: int(1, 1200).optional(),
+  /** A snapshot of an aggregate's state every this many events of its stream (state-at folds at most this many). */
+  SNAPSHOT_EVERY: int(10, 1_000_000).default(100),
 });
 
 export type AppConfig = z.infer<typeof configSchema> & { dataDir: string };

@@ -1,4 +1,6 @@
 import { PostgresEventStore } from '@lorestore/event-store';
+import { ReadModelStore } from '@lorestore/projections';
+import { migrateReplay } from '@lorestore/replay';
 import { createPostgresPool } from '@lorestore/infra';
 import { ConfigError, loadConfig } from './config';
 import { resolveDatabase } from './runtime';
@@ -11,7 +13,12 @@ const main = async () => {
   const database = await resolveDatabase(config, say);
   const pool = createPostgresPool({ url: database.url, schema: config.DATABASE_SCHEMA, max: 2 });
   try {
-    const applied = await PostgresEventStore.migrate(pool, config.DATABASE_SCHEMA);
+    // The log, the read models, then replay (snapshots, rollback audit): the order the service applies them at start.
+    const applied = [
+      ...(await PostgresEventStore.migrate(pool, config.DATABASE_SCHEMA)),
+      ...(await ReadModelStore.migrate(pool, config.DATABASE_SCHEMA)),
+      ...(await migrateReplay(pool, config.DATABASE_SCHEMA)),
+    ];
     say(applied.length ? `applied ${applied.join(', ')}` : 'nothing to apply');
   } finally {
     await pool.end();

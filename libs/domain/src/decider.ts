@@ -13,6 +13,12 @@ export type CommandMetadata = {
   commandId: string;
   worldId: string;
   actor: string;
+  /**
+   * The player or service the command acts for, as the game server says
+   * (player commands: the player, unless told otherwise). What an actor
+   * rollback looks for, beside `actor`.
+   */
+  actorId?: string;
   /** ISO-8601 time at which the service accepted the command. */
   now: string;
 };

@@ -45,6 +45,9 @@ export type AppendOptions = {
   commandHash?: string;
 };
 
+/** One stream's part of a multi-stream append. */
+export type StreamAppend = { streamId: string; events: EventData[]; expectedRevision: ExpectedRevision };
+
 export type AppendedEvent = { id: string; type: string; revision: bigint; position: Position };
 
 export type AppendResult = {

@@ -124,6 +124,11 @@ export class ProjectionRunner {
     for (const key of [...this.docCache.keys()]) if (key.startsWith(`${projection}|`)) this.docCache.delete(key);
   }
 
+  /** The hot-state key generation this runner writes a projection under. */
+  generationOf(projection: string): number {
+    return this.generations.get(projection) ?? 1;
+  }
+
   private async withGate<T>(fn: () => Promise<T>): Promise<T> {
     const previous = this.gate;
     let release!: () => void;

@@ -4,6 +4,8 @@ import type { CommandType } from '@lorestore/domain';
 /** API.md: slugs for names, UUIDs (any version, compared lower-case) for ids. */
 export const slug = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must match [A-Za-z0-9_.-]{1,64}');
 export const id = z.guid('must be a UUID').transform((v) => v.toLowerCase());
+/** `<category>-<world>[-<uuid>]`, as streamIds in libs/domain builds them. */
+export const streamIdSchema = z.string().regex(/^[a-z]+-[A-Za-z0-9_.-]{1,64}(-[0-9a-fA-F-]{36})?$/, 'not a stream name');
 const jsonObject = z.record(z.string().max(200), z.json());
 const text = (max: number) => z.string().trim().min(1, 'must not be empty').max(max, `at most ${max} characters`);
 const isoTime = z.iso.datetime({ offset: true, message: 'must be an ISO-8601 date-time with a time zone, e.g. 2026-01-02T03:04:05Z' });
@@ -18,6 +20,8 @@ export const commandEnvelopeSchema = z
     commandId: id,
     type: z.string().min(1).max(64),
     expectedRevision: expectedRevisionSchema.optional(),
+    /** The player or service this command acts for (recorded on its events; an actor rollback finds them by it). */
+    actorId: z.string().regex(/^[\w.:@-]{1,128}$/, '1–128 letters, digits, _ . : @ -').optional(),
     payload: z.record(z.string(), z.unknown()),
   })
   .strict();

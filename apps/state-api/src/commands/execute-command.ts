@@ -1,11 +1,14 @@
 import { createHash } from 'node:crypto';
 import { Inject } from '@nestjs/common';
+import { Logger } from '@nestjs/common';
 import { CommandHandler, type ICommandHandler } from '@nestjs/cqrs';
 import {
   DomainRefusal,
   EVENT_SCHEMA_VERSIONS,
+  REDUCER_VERSIONS,
   deciders,
   routeCommand,
+  type AggregateName,
   type AnyDecider,
   type DomainCommand,
   type DomainEvent,
@@ -19,6 +22,8 @@ import {
   type ExpectedRevision,
 } from '@lorestore/event-store';
 import { toDomainEvent } from '@lorestore/projections';
+import type { SnapshotStore } from '@lorestore/replay';
+import { SNAPSHOTS } from '../replay/replay.providers';
 import { APP_CONFIG, type AppConfig } from '../config';
 import { EVENT_STORE } from '../persistence/tokens';
 import { Metrics } from '../metrics/metrics';
@@ -79,12 +84,14 @@ const matches = (expected: ExpectedRevision, actual: bigint | null): boolean => 
 @CommandHandler(ExecuteCommand)
 export class ExecuteCommandHandler implements ICommandHandler<ExecuteCommand, CommandResponse> {
   private readonly streams = new KeyedQueue();
+  private readonly logger = new Logger('Commands');
 
   constructor(
     @Inject(EVENT_STORE) private readonly store: EventStore,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly metrics: Metrics,
     private readonly cache: AggregateCache,
+    @Inject(SNAPSHOTS) private readonly snapshots: SnapshotStore,
   ) {}
 
   async execute({ command, expectedRevision, correlationId }: ExecuteCommand): Promise<CommandResponse> {
@@ -115,7 +122,7 @@ export class ExecuteCommandHandler implements ICommandHandler<ExecuteCommand, Co
     correlationId: string,
   ): Promise<CommandResponse> {
     const { aggregate, streamId } = routeCommand(command);
-    return this.streams.run(streamId, () => this.decideAndAppendInOrder(command, expectedRevision, hash, correlationId, deciders[aggregate], streamId));
+    return this.streams.run(streamId, () => this.decideAndAppendInOrder(command, expectedRevision, hash, correlationId, aggregate, streamId));
   }
 
   /**
@@ -145,9 +152,10 @@ export class ExecuteCommandHandler implements ICommandHandler<ExecuteCommand, Co
     expectedRevision: ExpectedRevision | undefined,
     hash: string,
     correlationId: string,
-    decider: AnyDecider,
+    aggregate: AggregateName,
     streamId: string,
   ): Promise<CommandResponse> {
+    const decider = deciders[aggregate];
     const retries = expectedRevision === undefined || expectedRevision === 'any' ? this.config.COMMAND_RETRIES : 0;
     let view = await this.load(decider, streamId, false);
     for (let conflicts = 0; ; ) {
@@ -188,6 +196,7 @@ export class ExecuteCommandHandler implements ICommandHandler<ExecuteCommand, Co
         if (!result.duplicate) {
           const next = events.reduce((state, event) => decider.evolve(state, event), view.state);
           this.cache.set(streamId, { state: next, revision: result.nextExpectedRevision, position: result.position.prepare });
+          this.snapshotIfDue(aggregate, streamId, view.current, result.nextExpectedRevision, next);
         }
         return toCommandResponse(result);
       } catch (error) {
@@ -202,14 +211,27 @@ export class ExecuteCommandHandler implements ICommandHandler<ExecuteCommand, Co
     }
   }
 
+  /**
+   * A snapshot each time a stream passes a multiple of SNAPSHOT_EVERY events,
+   * from the state the command just folded; off the command's path (a lost
+   * snapshot only means a longer fold later).
+   */
+  private snapshotIfDue(aggregate: AggregateName, streamId: string, before: bigint | null, after: bigint, state: unknown): void {
+    const every = BigInt(this.config.SNAPSHOT_EVERY);
+    if (((before ?? -1n) + 1n) / every === (after + 1n) / every) return;
+    this.snapshots
+      .save([{ streamId, revision: after, reducerVersion: REDUCER_VERSIONS[aggregate], state }])
+      .catch((error: unknown) => this.logger.warn(`snapshot of ${streamId}@${after} not saved: ${String(error)}`));
+  }
+
   private toEventData(command: DomainCommand, events: DomainEvent[], correlationId: string) {
-    const { commandId, actor, worldId } = command.metadata;
+    const { commandId, actor, actorId, worldId } = command.metadata;
     return events.map((event, index) => ({
       id: deriveEventId(commandId, index),
       type: event.type,
       data: event.data,
       schemaVersion: EVENT_SCHEMA_VERSIONS[event.type],
-      metadata: { commandId, commandType: command.type, correlationId, causationId: commandId, actor, worldId },
+      metadata: { commandId, commandType: command.type, correlationId, causationId: commandId, actor, ...(actorId ? { actorId } : {}), worldId },
     }));
   }
 }

@@ -15,12 +15,18 @@ const toExpected = (value: number | 'any' | 'no_stream' | 'exists' | undefined):
 /** Memory ids derive from the commandId, so a retried command answers with the same memoryId. */
 const memoryIdFor = (commandId: string) => deriveEventId(commandId, -1);
 
-const build = (type: CommandType, data: unknown, worldId: string, commandId: string, principal: Principal): DomainCommand =>
-  ({
+/** Who a command acts for: the envelope's actorId, else for a player's command the player. */
+const actorIdOf = (type: CommandType, data: unknown, actorId: string | undefined): string | undefined =>
+  actorId ?? (type.startsWith('player.') ? ((data as { playerId?: string }).playerId ?? undefined) : undefined);
+
+const build = (type: CommandType, data: unknown, worldId: string, commandId: string, principal: Principal, actorId?: string): DomainCommand => {
+  const actsFor = actorIdOf(type, data, actorId);
+  return {
     type,
     data: type === 'npc.record_memory' ? { ...(data as object), memoryId: memoryIdFor(commandId) } : data,
-    metadata: { commandId, worldId, actor: `${principal.role}:${principal.keyId}`, now: new Date().toISOString() },
-  }) as DomainCommand;
+    metadata: { commandId, worldId, actor: `${principal.role}:${principal.keyId}`, ...(actsFor ? { actorId: actsFor } : {}), now: new Date().toISOString() },
+  } as DomainCommand;
+};
 
 /** `POST /v1/worlds/{w}/commands`: validates the envelope, then the payload of its type. */
 export const parseCommand = (worldIdParam: string, body: unknown, principal: Principal, correlationId: string): ExecuteCommand => {
@@ -37,7 +43,7 @@ export const parseCommand = (worldIdParam: string, body: unknown, principal: Pri
   const envelope = parseOrThrow(commandEnvelopeSchema, body);
   const commandType = envelope.type as CommandType;
   const payload = parseOrThrow(payloadSchemas[commandType], envelope.payload, 'payload');
-  return new ExecuteCommand(build(commandType, payload, worldId, envelope.commandId, principal), toExpected(envelope.expectedRevision), correlationId);
+  return new ExecuteCommand(build(commandType, payload, worldId, envelope.commandId, principal, envelope.actorId), toExpected(envelope.expectedRevision), correlationId);
 };
 
 const memoryBodySchema = memorySchema.extend({ commandId: id.optional() }).strict();

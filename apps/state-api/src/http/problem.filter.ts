@@ -2,7 +2,24 @@ import { ArgumentsHost, Catch, HttpException, Logger, type ExceptionFilter } fro
 import type { FastifyReply } from 'fastify';
 import { DomainRefusal } from '@lorestore/domain';
 import { CommandIdReusedError, EventStoreUnavailableError, WrongExpectedVersionError } from '@lorestore/event-store';
+import {
+  NotRestorableError,
+  OperationIdReusedError,
+  OperationNotFoundError,
+  RebuildInProgressError,
+  RestoreConflictError,
+  RollbackTargetError,
+  UnknownProjectionError,
+  UnknownStreamError,
+} from '@lorestore/replay';
 import { Problem } from './problem';
+
+const rollbackTargetStatus: Record<RollbackTargetError['code'], number> = {
+  'unknown-stream': 404,
+  'stream-not-in-world': 404,
+  'target-beyond-head': 422,
+  'nothing-to-roll-back': 422,
+};
 
 const refusalStatus: Record<DomainRefusal['code'], number> = {
   not_found: 404,
@@ -45,6 +62,18 @@ export const toProblem = (error: unknown): Problem | null => {
   }
   if (error instanceof CommandIdReusedError) {
     return new Problem(422, 'command-id-reused', 'commandId reused', error.message, { commandId: error.commandId });
+  }
+  if (error instanceof RollbackTargetError) {
+    return new Problem(rollbackTargetStatus[error.code], error.code, 'Bad rollback target', error.message, error.details);
+  }
+  if (error instanceof UnknownStreamError) return new Problem(404, 'unknown-stream', 'Unknown stream', error.message);
+  if (error instanceof OperationNotFoundError) return new Problem(404, 'operation-not-found', 'Operation not found', error.message);
+  if (error instanceof OperationIdReusedError) return new Problem(422, 'operation-id-reused', 'operationId reused', error.message);
+  if (error instanceof NotRestorableError) return new Problem(422, 'not-restorable', 'Not restorable', error.message);
+  if (error instanceof RestoreConflictError) return new Problem(409, 'restore-conflict', 'Streams changed since the rollback', error.message, { streams: error.streams });
+  if (error instanceof UnknownProjectionError) return new Problem(404, 'unknown-projection', 'Unknown projection', error.message);
+  if (error instanceof RebuildInProgressError) {
+    return new Problem(409, 'rebuild-in-progress', 'Rebuild in progress', error.message, { projection: error.projection, jobId: error.jobId });
   }
   if (error instanceof EventStoreUnavailableError) {
     return new Problem(503, 'unavailable', 'Service unavailable', 'the event store is unreachable; retry shortly', {}, { 'retry-after': '1' });

@@ -1,6 +1,7 @@
 import { Inject, Module, type DynamicModule, type OnApplicationShutdown } from '@nestjs/common';
 import type { Pool } from 'pg';
 import { PostgresEventStore } from '@lorestore/event-store';
+import { migrateReplay } from '@lorestore/replay';
 import { createPostgresPool } from '@lorestore/infra';
 import { APP_CONFIG, type AppConfig } from '../config';
 import { Metrics } from '../metrics/metrics';
@@ -30,6 +31,7 @@ export class PersistenceModule implements OnApplicationShutdown {
               applicationName: 'lorestore-state-api',
             });
             await PostgresEventStore.migrate(pool, config.DATABASE_SCHEMA);
+            await migrateReplay(pool, config.DATABASE_SCHEMA);
             return pool;
           },
         },

@@ -2,6 +2,7 @@ import type { Logger, Provider } from '@nestjs/common';
 import type { Pool } from 'pg';
 import type { EventStore } from '@lorestore/event-store';
 import { MemoryHotState, ProjectionRunner, ReadModelStore, RedisHotState, type HotStateStore, type RunnerLogger } from '@lorestore/projections';
+import { RebuildWorker } from '@lorestore/replay';
 import type { AppConfig } from '../config';
 import { APP_CONFIG } from '../config';
 import { Metrics } from '../metrics/metrics';
@@ -46,6 +47,21 @@ export const createRunner = (
       deps.metrics.projectedEvents.inc(events);
       deps.metrics.projectionBatchDuration.observe(ms / 1000);
     },
+  });
+
+/** Rebuild jobs run where the live projections run, beside them. */
+export const createRebuildWorker = (
+  config: AppConfig,
+  deps: { store: EventStore; pool: Pool; hot: HotStateStore; runner: ProjectionRunner; logger: Logger },
+): RebuildWorker =>
+  new RebuildWorker({
+    pool: deps.pool,
+    store: deps.store,
+    hot: deps.hot,
+    live: deps.runner,
+    schema: config.DATABASE_SCHEMA,
+    batchSize: config.PROJECTION_BATCH_SIZE,
+    logger: runnerLogger(deps.logger),
   });
 
 /** The read side's providers: read models, hot state, and (when PROJECTOR=inline) the runner that keeps them current. */

@@ -5,7 +5,8 @@ import { ALL_PROJECTIONS, type HotStateStore, type ProjectionRunner, type ReadMo
 import { APP_CONFIG, type AppConfig } from '../config';
 import { Metrics } from '../metrics/metrics';
 import { EVENT_STORE, PG_POOL } from '../persistence/tokens';
-import { HOT_STATE, READ_MODELS, createRunner } from './projections.providers';
+import type { RebuildWorker } from '@lorestore/replay';
+import { HOT_STATE, READ_MODELS, createRebuildWorker, createRunner } from './projections.providers';
 
 export type ProjectionStatus = {
   name: string;
@@ -33,6 +34,8 @@ const STALLED_AFTER_MS = 30_000;
 export class ProjectionsService implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger('Projector');
   readonly runner: ProjectionRunner | null;
+  private readonly rebuilds: RebuildWorker | null;
+  private generations: { at: number; byName: Promise<Map<string, number>> } | null = null;
   private cached: { at: number; checkpoints: Promise<Map<string, Position>> } | null = null;
 
   constructor(
@@ -54,14 +57,17 @@ export class ProjectionsService implements OnApplicationBootstrap, BeforeApplica
             logger: this.logger,
           })
         : null;
+    this.rebuilds = this.runner ? createRebuildWorker(config, { store, pool, hot, runner: this.runner, logger: this.logger }) : null;
     metrics.registerProjectionLag(() => this.statuses());
   }
 
   onApplicationBootstrap(): void {
     this.runner?.start();
+    this.rebuilds?.start();
   }
 
   async beforeApplicationShutdown(): Promise<void> {
+    await this.rebuilds?.stop();
     await this.runner?.stop();
     await this.hot.close();
   }
@@ -83,6 +89,26 @@ export class ProjectionsService implements OnApplicationBootstrap, BeforeApplica
       });
     }
     return this.cached.checkpoints;
+  }
+
+  /**
+   * The hot-state key generation readers use for a projection (a rebuild's
+   * switch raises it). The leading inline runner knows it at once; otherwise
+   * PostgreSQL is asked at most once a second: for that long after a switch a
+   * reader may still get the old generation's document, which was right a
+   * moment ago and is no longer written.
+   */
+  async generation(projection: string): Promise<number> {
+    if (this.runner?.isLeader) return this.runner.generationOf(projection);
+    const now = Date.now();
+    if (!this.generations || now - this.generations.at > 1000) {
+      const byName = this.readModels.checkpoints().then((list) => new Map(list.map((c) => [c.name, c.generation])));
+      this.generations = { at: now, byName };
+      byName.catch(() => {
+        this.generations = null;
+      });
+    }
+    return (await this.generations.byName).get(projection) ?? 1;
   }
 
   /** Resolves on the inline runner's next commit, or after `ms`. */

@@ -4,7 +4,7 @@ import { QueryBus } from '@nestjs/cqrs';
 import { ApiBearerAuth, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
 import { ApiPointInTime, ApiProblems } from '../http/openapi';
 import { z } from 'zod';
-import { id, slug } from '../commands/command.schemas';
+import { id, slug, streamIdSchema } from '../commands/command.schemas';
 import { parseOrThrow } from '../http/validate';
 import { GetEntity, ListEntities } from './entity.queries';
 import { GetPlayer, GetPlayerHistory } from './player.queries';
@@ -34,7 +34,6 @@ const historyQuery = withPointInTime({
   cursor: z.coerce.number().int().min(0).optional(),
 });
 const eventsQuery = withPointInTime({ fromRevision: z.coerce.number().int().min(0).default(0), limit: limit(1000, 100) });
-const streamIdSchema = z.string().regex(/^[a-z]+-[A-Za-z0-9_.-]{1,64}(-[0-9a-fA-F-]{36})?$/, 'not a stream name');
 
 const cursorOut = (c: string | null) => (c === null ? null : Buffer.from(c).toString('base64url'));
 const cursorIn = (c: string | undefined) => (c === undefined ? undefined : Buffer.from(c, 'base64url').toString('utf8'));

@@ -37,11 +37,12 @@ export class ReadModels {
 
   async doc(table: DocTable, worldId: string, id: string): Promise<HotDoc | null> {
     if (!this.hotUsable) return this.fromPostgres(table, worldId, id);
+    const generation = await this.projections.generation(table).catch(() => 1);
     let hit: HotDoc | null | 'timeout' | 'error';
     let timer: NodeJS.Timeout | undefined;
     try {
       hit = await Promise.race([
-        this.hot.get(table, worldId, id),
+        this.hot.get(table, worldId, id, generation),
         new Promise<'timeout'>((resolve) => {
           timer = setTimeout(() => resolve('timeout'), this.config.REDIS_READ_TIMEOUT_MS);
         }),
@@ -60,7 +61,7 @@ export class ReadModels {
     if (!doc) return null;
     // Fill only on a clean miss: a slow or failing hot store gets no extra load. The write is
     // revision-guarded, so it cannot replace a newer document the projector wrote meanwhile.
-    if (hit === null) this.fill(doc);
+    if (hit === null) this.fill({ ...doc, generation });
     return { revision: doc.revision, position: doc.position, state: doc.state, updatedAt: doc.updatedAt };
   }
 

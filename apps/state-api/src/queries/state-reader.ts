@@ -1,36 +1,37 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { deciders, fold, type AggregateName } from '@lorestore/domain';
-import type { EventStore, RecordedEvent } from '@lorestore/event-store';
-import { toDomainEvent } from '@lorestore/projections';
+import type { AggregateName } from '@lorestore/domain';
+import type { EventStore } from '@lorestore/event-store';
+import type { StateAt } from '@lorestore/replay';
 import { APP_CONFIG, type AppConfig } from '../config';
 import { Problem } from '../http/problem';
 import { EVENT_STORE } from '../persistence/tokens';
+import { STATE_AT } from '../replay/replay.providers';
 import { toUntil, type PointInTime } from './point-in-time';
 
-export type LoadedState<S> = { state: S; events: RecordedEvent[]; last: RecordedEvent | undefined };
+export type LoadedState<S> = { state: S; last: { revision: bigint } | undefined };
 
 /**
- * Answers queries by folding the aggregate's stream, optionally only up to a
- * revision, a global position or a time. (Read models replace the fold for
- * current state later; point-in-time reads keep using it.)
+ * Answers point-in-time queries (`atRevision`, `atPosition`, `asOf`) with
+ * libs/replay's state-at: the nearest snapshot, then the stream's events up
+ * to the point.
  */
 @Injectable()
 export class StateReader {
   constructor(
     @Inject(EVENT_STORE) private readonly store: EventStore,
+    @Inject(STATE_AT) private readonly stateAt: StateAt,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
-  async load<S>(aggregate: AggregateName, streamId: string, at: PointInTime): Promise<LoadedState<S>> {
-    const events = await this.store.readStream(streamId, { until: toUntil(at) });
-    if (at.atRevision !== undefined && (events.at(-1)?.revision ?? -1n) < BigInt(at.atRevision)) {
+  async load<S>(_aggregate: AggregateName, streamId: string, at: PointInTime): Promise<LoadedState<S>> {
+    const folded = await this.stateAt.stream(streamId, toUntil(at) ?? {});
+    if (at.atRevision !== undefined && folded.revision < BigInt(at.atRevision)) {
       throw new Problem(404, 'revision-not-found', 'Revision not found', `stream ${streamId} has no revision ${at.atRevision}`, {
         streamId,
-        currentRevision: events.length - 1,
+        currentRevision: Number(folded.revision),
       });
     }
-    const state = fold(deciders[aggregate], events.map(toDomainEvent)) as S;
-    return { state, events, last: events.at(-1) };
+    return { state: folded.state as S, last: folded.revision >= 0n ? { revision: folded.revision } : undefined };
   }
 
   /** Reads answer from the log, which holds every acknowledged write; wait only for a token from the future. */

@@ -1,6 +1,6 @@
 import path from 'node:path';
-import type { Pool } from 'pg';
-import { loadMigrations, migrate } from '@lorestore/infra';
+import type { Pool, PoolClient } from 'pg';
+import { loadMigrations, migrate, withTransaction } from '@lorestore/infra';
 import { CommandIdReusedError, EventIdConflictError, EventStoreUnavailableError, WrongExpectedVersionError } from '../errors';
 import {
   END,
@@ -10,6 +10,7 @@ import {
   type AppendResult,
   type EventData,
   type EventStore,
+  type StreamAppend,
   type Position,
   type ReadAllOptions,
   type ReadStreamOptions,
@@ -199,6 +200,73 @@ export class PostgresEventStore implements EventStore {
         throw new WrongExpectedVersionError(streamId, expected, response.current < 0n ? null : response.current);
       case 'event_id_conflict':
         throw new EventIdConflictError(streamId);
+    }
+  }
+
+  /**
+   * Appends to several streams all-or-nothing, in one transaction: either every
+   * append commits or none does (the first failing check is thrown, as
+   * `appendToStream` would throw it). `beforeCommit` runs in the same
+   * transaction after the appends, for a record that must commit with them
+   * (a rollback's audit entry). No commandId: callers make these idempotent
+   * by their own key. PostgreSQL only: EventStoreDB has no such transaction.
+   */
+  async appendToStreams(appends: StreamAppend[], options: { beforeCommit?: (client: PoolClient, results: AppendResult[]) => Promise<void> } = {}): Promise<AppendResult[]> {
+    if (appends.length === 0) return [];
+    const batch: BatchRequest[] = appends.map(({ streamId, events, expectedRevision }) => {
+      if (events.length === 0) throw new RangeError(`appendToStreams: no events for ${streamId}`);
+      const worldId = events[0]?.metadata?.worldId;
+      return {
+        stream: streamId,
+        world: typeof worldId === 'string' ? worldId : null,
+        category: streamId.split('-', 1)[0]!,
+        expected: typeof expectedRevision === 'bigint' ? expectedRevision.toString() : expectedRevision,
+        commandId: null,
+        commandHash: null,
+        events: events.map((e) => ({ id: e.id, type: e.type, v: e.schemaVersion ?? 1, data: e.data, metadata: e.metadata ?? {} })),
+      };
+    });
+    const requests = JSON.stringify(batch);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const results = await withTransaction(this.options.pool, async (client) => {
+          const { rows } = await client.query<BatchRow>('SELECT * FROM append_batch($1::jsonb)', [requests]);
+          const out: AppendResult[] = [];
+          rows.forEach((row, i) => {
+            const { streamId, expectedRevision } = appends[i]!;
+            switch (row.status) {
+              case 'ok': {
+                const first = BigInt(row.first_revision!);
+                const commit = BigInt(row.tx);
+                const events = batch[i]!.events.map((e, k) => ({ id: e.id, type: e.type, revision: first + BigInt(k), position: { commit, prepare: BigInt(row.positions![k]!) } }));
+                out.push({ streamId, nextExpectedRevision: events.at(-1)!.revision, position: events.at(-1)!.position, events, duplicate: false });
+                return;
+              }
+              case 'wrong_expected_version': {
+                const current = BigInt(row.current_revision!);
+                throw new WrongExpectedVersionError(streamId, expectedRevision, current < 0n ? null : current);
+              }
+              case 'same_as':
+              case 'event_id_conflict':
+                throw new EventIdConflictError(streamId);
+              default:
+                throw new Error(`append_batch answered ${row.status} for ${streamId}`);
+            }
+          });
+          await options.beforeCommit?.(client, out);
+          return out;
+        });
+        this.wakeSubscribers();
+        return results;
+      } catch (error) {
+        if ((error as { code?: string }).code === '23505' && (error as { constraint?: string }).constraint === 'events_event_id') throw new EventIdConflictError(appends[0]!.streamId);
+        if ((error as { code?: string }).code !== '40001' || attempt >= MAX_ORDER_RETRIES) {
+          if (isUnavailable(error)) throw new EventStoreUnavailableError(`event store unavailable: ${(error as Error).message}`);
+          throw error;
+        }
+        this.orderRetries++;
+        await new Promise((r) => setTimeout(r, Math.random() * Math.min(attempt, 10)));
+      }
     }
   }
 

@@ -1,0 +1,34 @@
+import { Logger, type Provider } from '@nestjs/common';
+import type { Pool } from 'pg';
+import { PostgresEventStore, type EventStore } from '@lorestore/event-store';
+import { RebuildJobs, Rollbacks, SnapshotStore, StateAt } from '@lorestore/replay';
+import { APP_CONFIG, type AppConfig } from '../config';
+import { EVENT_STORE, PG_POOL } from '../persistence/tokens';
+
+export const SNAPSHOTS = Symbol('SNAPSHOTS');
+export const STATE_AT = Symbol('STATE_AT');
+export const ROLLBACKS = Symbol('ROLLBACKS');
+export const REBUILD_JOBS = Symbol('REBUILD_JOBS');
+
+const logger = new Logger('Replay');
+
+/** Snapshots, state-at, rollbacks and rebuild jobs, on the service's pool and event store. */
+export const replayProviders: Provider[] = [
+  { provide: SNAPSHOTS, inject: [PG_POOL], useFactory: (pool: Pool) => new SnapshotStore(pool) },
+  {
+    provide: STATE_AT,
+    inject: [EVENT_STORE, PG_POOL, SNAPSHOTS, APP_CONFIG],
+    useFactory: (store: EventStore, pool: Pool, snapshots: SnapshotStore, config: AppConfig) =>
+      new StateAt({ store, pool, snapshots, snapshotEvery: config.SNAPSHOT_EVERY, onSnapshotError: (e) => logger.warn(`snapshot not saved: ${String(e)}`) }),
+  },
+  {
+    provide: ROLLBACKS,
+    inject: [EVENT_STORE, PG_POOL, STATE_AT],
+    useFactory: (store: EventStore, pool: Pool, stateAt: StateAt) => {
+      // All-or-nothing over many streams needs the log's own transaction: PostgreSQL.
+      if (!(store instanceof PostgresEventStore)) throw new Error('rollbacks need the PostgreSQL event store');
+      return new Rollbacks({ store, pool, stateAt });
+    },
+  },
+  { provide: REBUILD_JOBS, inject: [PG_POOL], useFactory: (pool: Pool) => new RebuildJobs(pool) },
+];

@@ -1,0 +1,425 @@
+import { randomUUID } from 'node:crypto';
+import type { Pool, PoolClient } from 'pg';
+import { comparePositions, type EventStore, type Position } from '@lorestore/event-store';
+import { withTransaction } from '@lorestore/infra';
+import {
+  ALL_PROJECTIONS,
+  ProjectionRunner,
+  ReadModelStore,
+  REBUILD_SUFFIX,
+  type HotStateStore,
+  type Projection,
+  type RunnerLogger,
+} from '@lorestore/projections';
+
+export type JobState = 'pending' | 'running' | 'switching' | 'succeeded' | 'failed';
+
+export type RebuildJob = {
+  jobId: string;
+  projection: string;
+  state: JobState;
+  processed: number;
+  total: number | null;
+  eventsPerSecond: number | null;
+  /** Seconds left at the current rate; null when unknown. */
+  etaSeconds: number | null;
+  requestedBy: string;
+  reason: string | null;
+  error: string | null;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  updatedAt: string;
+};
+
+export class UnknownProjectionError extends Error {
+  override readonly name = 'UnknownProjectionError';
+}
+
+export class RebuildInProgressError extends Error {
+  override readonly name = 'RebuildInProgressError';
+  constructor(
+    readonly projection: string,
+    readonly jobId: string,
+  ) {
+    super(`projection ${projection} is being rebuilt already (job ${jobId})`);
+  }
+}
+
+type JobRow = {
+  job_id: string;
+  projection: string;
+  state: JobState;
+  processed: string;
+  total: string | null;
+  events_per_second: number | null;
+  requested_by: string;
+  reason: string | null;
+  error: string | null;
+  created_at: Date;
+  started_at: Date | null;
+  finished_at: Date | null;
+  updated_at: Date;
+};
+
+const toJob = (r: JobRow): RebuildJob => {
+  const processed = Number(r.processed);
+  const total = r.total === null ? null : Number(r.total);
+  const rate = r.events_per_second;
+  const running = r.state === 'running' || r.state === 'switching';
+  return {
+    jobId: r.job_id,
+    projection: r.projection,
+    state: r.state,
+    processed,
+    total,
+    eventsPerSecond: rate,
+    etaSeconds: running && total !== null && rate && rate > 0 ? Math.max(0, Math.round((total - processed) / rate)) : r.state === 'succeeded' ? 0 : null,
+    requestedBy: r.requested_by,
+    reason: r.reason,
+    error: r.error,
+    createdAt: r.created_at.toISOString(),
+    startedAt: r.started_at?.toISOString() ?? null,
+    finishedAt: r.finished_at?.toISOString() ?? null,
+    updatedAt: r.updated_at.toISOString(),
+  };
+};
+
+const JOB_COLUMNS = 'job_id, projection, state, processed, total, events_per_second, requested_by, reason, error, created_at, started_at, finished_at, updated_at';
+
+/** The rebuild jobs table: what the API writes and reads, and what the worker takes. */
+export class RebuildJobs {
+  constructor(private readonly pool: Pool) {}
+
+  static projection(name: string): Projection {
+    const projection = ALL_PROJECTIONS.find((p) => p.name === name);
+    if (!projection) throw new UnknownProjectionError(`unknown projection "${name}"; known: ${ALL_PROJECTIONS.map((p) => p.name).join(', ')}`);
+    return projection;
+  }
+
+  /** A new pending job; refused while another rebuild of the projection is unfinished. */
+  async request(projection: string, requestedBy: string, reason: string | null): Promise<RebuildJob> {
+    RebuildJobs.projection(projection);
+    try {
+      const { rows } = await this.pool.query<JobRow>(
+        `INSERT INTO projection_jobs (job_id, projection, state, requested_by, reason) VALUES ($1, $2, 'pending', $3, $4) RETURNING ${JOB_COLUMNS}`,
+        [randomUUID(), projection, requestedBy, reason],
+      );
+      return toJob(rows[0]!);
+    } catch (error) {
+      if ((error as { constraint?: string }).constraint === 'projection_jobs_one_active') {
+        const active = await this.active(projection);
+        throw new RebuildInProgressError(projection, active?.jobId ?? 'unknown');
+      }
+      throw error;
+    }
+  }
+
+  async get(jobId: string): Promise<RebuildJob | null> {
+    const { rows } = await this.pool.query<JobRow>(`SELECT ${JOB_COLUMNS} FROM projection_jobs WHERE job_id = $1`, [jobId]);
+    return rows[0] ? toJob(rows[0]) : null;
+  }
+
+  async active(projection: string): Promise<RebuildJob | null> {
+    const { rows } = await this.pool.query<JobRow>(
+      `SELECT ${JOB_COLUMNS} FROM projection_jobs WHERE projection = $1 AND state IN ('pending', 'running', 'switching')`,
+      [projection],
+    );
+    return rows[0] ? toJob(rows[0]) : null;
+  }
+
+  /** Unfinished jobs, oldest first: the ones a worker takes (a running one after a crash is resumed). */
+  async unfinished(): Promise<RebuildJob[]> {
+    const { rows } = await this.pool.query<JobRow>(`SELECT ${JOB_COLUMNS} FROM projection_jobs WHERE state IN ('pending', 'running', 'switching') ORDER BY created_at`);
+    return rows.map(toJob);
+  }
+
+  async update(jobId: string, fields: { state?: JobState; processed?: number; total?: number; eventsPerSecond?: number | null; error?: string | null }): Promise<void> {
+    await this.pool.query(
+      `UPDATE projection_jobs SET
+         state = coalesce($2, state),
+         processed = coalesce($3, processed),
+         total = coalesce($4, total),
+         events_per_second = CASE WHEN $5::boolean THEN $6 ELSE events_per_second END,
+         error = CASE WHEN $7::boolean THEN $8 ELSE error END,
+         started_at = CASE WHEN $2 = 'running' AND started_at IS NULL THEN now() ELSE started_at END,
+         finished_at = CASE WHEN $2 IN ('succeeded', 'failed') THEN now() ELSE finished_at END,
+         updated_at = now()
+       WHERE job_id = $1`,
+      [
+        jobId,
+        fields.state ?? null,
+        fields.processed ?? null,
+        fields.total ?? null,
+        'eventsPerSecond' in fields,
+        fields.eventsPerSecond ?? null,
+        'error' in fields,
+        fields.error ?? null,
+      ],
+    );
+  }
+}
+
+const quote = (name: string) => `"${name.replace(/"/g, '""')}"`;
+
+/** An index's definition without its own name and table, to pair a table's indexes with its copy's. */
+const shapeOf = (indexdef: string) => indexdef.replace(/^CREATE (UNIQUE )?INDEX \S+ ON (ONLY )?\S+ /, '$1');
+
+/**
+ * The tables of a blue-green rebuild: the copy (`<name>__next`, with the
+ * live table's columns, constraints, indexes and, for `player_history`, its
+ * partitions) and the switch, which renames in one transaction.
+ */
+export class ShadowTables {
+  constructor(private readonly pool: Pool) {}
+
+  async exists(name: string): Promise<boolean> {
+    const { rows } = await this.pool.query<{ t: string | null }>('SELECT to_regclass($1)::text AS t', [`${name}${REBUILD_SUFFIX}`]);
+    return rows[0]!.t !== null;
+  }
+
+  /** Drops any leftover copy and makes an empty one, with no checkpoint. */
+  async create(name: string): Promise<void> {
+    const next = `${name}${REBUILD_SUFFIX}`;
+    await withTransaction(this.pool, async (client) => {
+      await client.query(`DROP TABLE IF EXISTS ${quote(next)} CASCADE`);
+      await client.query('DELETE FROM projection_checkpoints WHERE name = $1', [next]);
+      const partitioned = await this.partitionKey(client, name);
+      if (!partitioned) {
+        await client.query(`CREATE TABLE ${quote(next)} (LIKE ${quote(name)} INCLUDING ALL)`);
+        return;
+      }
+      await client.query(`CREATE TABLE ${quote(next)} (LIKE ${quote(name)} INCLUDING ALL) PARTITION BY ${partitioned}`);
+      for (const part of await this.partitions(client, name)) {
+        await client.query(`CREATE TABLE ${quote(next + part.suffix)} PARTITION OF ${quote(next)} ${part.bound}`);
+      }
+    });
+  }
+
+  async drop(name: string): Promise<void> {
+    await this.pool.query(`DROP TABLE IF EXISTS ${quote(`${name}${REBUILD_SUFFIX}`)} CASCADE`);
+    await this.pool.query('DELETE FROM projection_checkpoints WHERE name = $1', [`${name}${REBUILD_SUFFIX}`]);
+  }
+
+  /**
+   * The switch, in one transaction: the live table (and its partitions and
+   * indexes) is renamed away, the copy takes its names, the projection's hot
+   * state moves to the new key generation, and the copy's checkpoint goes.
+   * Readers wait on the rename's lock for its few milliseconds, never fail;
+   * the live projector is held between batches by the caller. The old table
+   * is dropped afterwards (`dropRetired`).
+   */
+  async switch(name: string, generation: number): Promise<string> {
+    const next = `${name}${REBUILD_SUFFIX}`;
+    const retired = `${name}__old${generation - 1}`;
+    await withTransaction(this.pool, async (client) => {
+      await client.query("SET LOCAL lock_timeout = '10s'");
+      await client.query(`DROP TABLE IF EXISTS ${quote(retired)} CASCADE`);
+      const liveIndexes = await this.indexes(client, name);
+      const nextIndexes = await this.indexes(client, next);
+      const livePartitions = await this.partitions(client, name);
+      const nextPartitions = await this.partitions(client, next);
+      await client.query(`ALTER TABLE ${quote(name)} RENAME TO ${quote(retired)}`);
+      for (const part of livePartitions) await client.query(`ALTER TABLE ${quote(name + part.suffix)} RENAME TO ${quote(retired + part.suffix)}`);
+      for (const [i, index] of liveIndexes.entries()) await client.query(`ALTER INDEX ${quote(index.name)} RENAME TO ${quote(`${retired.slice(0, 40)}_i${i}`)}`);
+      await client.query(`ALTER TABLE ${quote(next)} RENAME TO ${quote(name)}`);
+      for (const part of nextPartitions) await client.query(`ALTER TABLE ${quote(next + part.suffix)} RENAME TO ${quote(name + part.suffix)}`);
+      // The copy's indexes take the live ones' names, so later migrations find them.
+      for (const index of liveIndexes) {
+        const twin = nextIndexes.find((n) => n.shape === index.shape);
+        if (twin) await client.query(`ALTER INDEX ${quote(twin.name)} RENAME TO ${quote(index.name)}`);
+      }
+      await client.query('UPDATE projection_checkpoints SET generation = $2 WHERE name = $1', [name, generation]);
+      await client.query('DELETE FROM projection_checkpoints WHERE name = $1', [next]);
+    });
+    return retired;
+  }
+
+  async dropRetired(retired: string): Promise<void> {
+    await this.pool.query(`DROP TABLE IF EXISTS ${quote(retired)} CASCADE`);
+  }
+
+  private async partitionKey(client: PoolClient, table: string): Promise<string | null> {
+    const { rows } = await client.query<{ key: string | null }>('SELECT pg_get_partkeydef(to_regclass($1)) AS key', [table]);
+    return rows[0]?.key ?? null;
+  }
+
+  /** The partitions of a table, each as the suffix after the table's name and its bound. */
+  private async partitions(client: PoolClient, table: string): Promise<{ suffix: string; bound: string }[]> {
+    const { rows } = await client.query<{ name: string; bound: string }>(
+      `SELECT c.relname AS name, pg_get_expr(c.relpartbound, c.oid) AS bound
+         FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+        WHERE i.inhparent = to_regclass($1) ORDER BY c.relname`,
+      [table],
+    );
+    return rows.filter((r) => r.name.startsWith(table)).map((r) => ({ suffix: r.name.slice(table.length), bound: r.bound }));
+  }
+
+  private async indexes(client: PoolClient, table: string): Promise<{ name: string; shape: string }[]> {
+    const { rows } = await client.query<{ name: string; def: string }>(
+      `SELECT c.relname AS name, pg_get_indexdef(i.indexrelid) AS def
+         FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+        WHERE i.indrelid = to_regclass($1) ORDER BY c.relname`,
+      [table],
+    );
+    return rows.map((r) => ({ name: r.name, shape: shapeOf(r.def) }));
+  }
+}
+
+export type RebuildWorkerOptions = {
+  pool: Pool;
+  store: EventStore;
+  hot: HotStateStore;
+  /** The live projector: a rebuild runs beside it and switches between two of its batches. */
+  live: ProjectionRunner;
+  schema: string;
+  batchSize: number;
+  logger?: RunnerLogger;
+  /** How often progress is written to the job (and unfinished jobs looked for). */
+  progressIntervalMs?: number;
+};
+
+const silent: RunnerLogger = { info: () => undefined, warn: () => undefined, error: () => undefined };
+
+/**
+ * Runs rebuild jobs in the process that leads the live projections: builds
+ * the projection into `<name>__next` (and the next hot-state key generation)
+ * from position 0 with its own checkpoint, so a crash resumes it; when it has
+ * caught up with the live projector, holds that one between two batches,
+ * switches the tables in one transaction and drops the old ones.
+ */
+export class RebuildWorker {
+  private readonly jobs: RebuildJobs;
+  private readonly shadows: ShadowTables;
+  private readonly logger: RunnerLogger;
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<void> | null = null;
+  private current: ProjectionRunner | null = null;
+  private stopped = false;
+
+  constructor(private readonly options: RebuildWorkerOptions) {
+    this.jobs = new RebuildJobs(options.pool);
+    this.shadows = new ShadowTables(options.pool);
+    this.logger = options.logger ?? silent;
+  }
+
+  start(): void {
+    this.stopped = false;
+    const tick = () => {
+      if (this.stopped) return;
+      if (!this.running && this.options.live.isLeader) {
+        this.running = this.takeNext()
+          .catch((error: unknown) => this.logger.error(`rebuild: ${(error as Error).message}`))
+          .finally(() => (this.running = null));
+      }
+      this.timer = setTimeout(tick, this.options.progressIntervalMs ?? 1000);
+      this.timer.unref();
+    };
+    tick();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    await this.current?.stop();
+    await this.running;
+  }
+
+  private async takeNext(): Promise<void> {
+    const [job] = await this.jobs.unfinished();
+    if (job) await this.run(job);
+  }
+
+  /** One job, start (or resume) to switch. */
+  async run(job: RebuildJob): Promise<void> {
+    const projection = RebuildJobs.projection(job.projection);
+    const { name } = projection;
+    const live = this.options.live;
+    const fresh = job.state === 'pending' || !(await this.shadows.exists(name));
+    if (fresh) await this.shadows.create(name);
+    const generation = live.generationOf(name) + 1;
+    const shadowStore = new ReadModelStore(this.options.pool, { suffix: REBUILD_SUFFIX });
+    const { rows } = await this.options.pool.query<{ n: string }>('SELECT count(*) AS n FROM events');
+    const total = Number(rows[0]!.n);
+    await this.jobs.update(job.jobId, { state: 'running', total, error: null });
+    this.logger.info(`rebuild ${job.jobId}: ${fresh ? 'building' : 'resuming'} ${name}${REBUILD_SUFFIX} (hot-state generation ${generation}) from ${total} events`);
+
+    const shadow = new ProjectionRunner({
+      store: this.options.store,
+      pool: this.options.pool,
+      readModels: shadowStore,
+      hot: this.options.hot,
+      projections: [projection],
+      batchSize: this.options.batchSize,
+      lockName: `lorestore.rebuild.${this.options.schema}.${name}`,
+      partitions: null,
+      generation,
+      logger: this.logger,
+    });
+    this.current = shadow;
+    let processed = 0;
+    const sample = { at: performance.now(), processed: 0, rate: null as number | null };
+    const progress = async (state?: JobState) => {
+      const checkpoint = (await shadowStore.checkpoints()).find((c) => c.name === name);
+      processed = checkpoint ? Number(checkpoint.events) : 0;
+      const now = performance.now();
+      const seconds = (now - sample.at) / 1000;
+      if (seconds >= 0.5) {
+        const rate = (processed - sample.processed) / seconds;
+        sample.rate = sample.rate === null ? rate : 0.5 * sample.rate + 0.5 * rate;
+        sample.at = now;
+        sample.processed = processed;
+      }
+      await this.jobs.update(job.jobId, { ...(state ? { state } : {}), processed, total: Math.max(total, processed), eventsPerSecond: sample.rate === null ? null : Math.round(sample.rate) });
+      return checkpoint?.position ?? null;
+    };
+
+    shadow.start();
+    try {
+      for (;;) {
+        if (this.stopped) return;
+        await new Promise((r) => setTimeout(r, this.options.progressIntervalMs ?? 1000));
+        const at = await progress();
+        const livePosition = live.position;
+        if (at && (livePosition === null || comparePositions(at, livePosition) >= 0)) {
+          if (await this.trySwitch(job, name, generation, shadow, shadowStore)) break;
+        }
+      }
+      await progress('succeeded');
+      this.logger.info(`rebuild ${job.jobId}: ${name} switched to the rebuilt tables (generation ${generation}), ${processed} events`);
+    } catch (error) {
+      await shadow.stop().catch(() => undefined);
+      await this.jobs.update(job.jobId, { state: 'failed', error: (error as Error).message });
+      this.logger.error(`rebuild ${job.jobId}: ${name} failed: ${(error as Error).message}`);
+    } finally {
+      this.current = null;
+    }
+  }
+
+  /**
+   * Between two live batches: the copy must stand at or beyond the live
+   * projector (what it passed, the live projector applies again after the
+   * switch, and the revision guards make that a no-op). A copy that cannot
+   * get there within a few seconds leaves the switch for the next round.
+   */
+  private async trySwitch(job: RebuildJob, name: string, generation: number, shadow: ProjectionRunner, shadowStore: ReadModelStore): Promise<boolean> {
+    const live = this.options.live;
+    const retired = await live.runExclusive(async (livePosition: Position | null) => {
+      const deadline = Date.now() + 5000;
+      for (;;) {
+        const at = (await shadowStore.checkpoints()).find((c) => c.name === name)?.position ?? null;
+        if (livePosition === null || (at && comparePositions(at, livePosition) >= 0)) break;
+        if (Date.now() > deadline) return null;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      await this.jobs.update(job.jobId, { state: 'switching' });
+      await shadow.stop();
+      const old = await this.shadows.switch(name, generation);
+      live.adopt(name, generation);
+      return old;
+    });
+    if (retired === null) return false;
+    await this.shadows.dropRetired(retired).catch((error: unknown) => this.logger.warn(`rebuild: could not drop ${retired}: ${(error as Error).message}`));
+    return true;
+  }
+}
