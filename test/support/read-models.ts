@@ -2,6 +2,25 @@ import type Redis from 'ioredis';
 import type { Cluster } from 'ioredis';
 import { hotKey, type Doc, type InlineReadModels } from '@lorestore/projections';
 import type { Pool } from 'pg';
+import type { EventStore, Position, RecordedEvent } from '@lorestore/event-store';
+
+/** The feed position of the last event committed in the pool's schema (not gap-safe: for tests that wait for their own writes). */
+export const lastCommitted = async (pool: Pool): Promise<Position | null> => {
+  const { rows } = await pool.query<{ commit: string; position: string }>(
+    'SELECT transaction_id::text AS commit, position FROM events ORDER BY events.transaction_id DESC, events.position DESC LIMIT 1',
+  );
+  return rows[0] ? { commit: BigInt(rows[0].commit), prepare: BigInt(rows[0].position) } : null;
+};
+
+/** The whole log through the gap-safe feed, once it holds the last event committed in the schema. */
+export const wholeLog = async (store: EventStore, pool: Pool): Promise<RecordedEvent[]> => {
+  const last = await lastCommitted(pool);
+  for (let i = 0; ; i++) {
+    const log = await store.readAll({ maxCount: 10_000_000 });
+    if (!last || log.at(-1)?.position.prepare === last.prepare || i > 500) return log;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+};
 
 /** A document as the comparisons see it, keyed `table|world|id`. */
 export type ComparableDoc = { state: unknown; revision: bigint; position: bigint };

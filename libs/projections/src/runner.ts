@@ -26,6 +26,14 @@ export type ProjectionRunnerOptions = {
   docCacheSize?: number;
   /** How long written documents are remembered, to be written again if the hot store may have lost them. */
   resyncWindowMs?: number;
+  /**
+   * Whether taking the lead clears an in-process hot store (it holds only what
+   * this process's projector wrote). False for a rebuild running beside the
+   * live projector in the same process. Default true.
+   */
+  clearsHotStateOnLead?: boolean;
+  /** Each failure of the loop (it retries with back-off); a rebuild gives up after a few in a row. */
+  onError?: (error: unknown) => void;
   onBatch?: (info: { events: number; docs: number; history: number; ms: number; position: Position }) => void;
   logger?: RunnerLogger;
 };
@@ -180,6 +188,7 @@ export class ProjectionRunner {
         backoff = 100;
       } catch (error) {
         if (this.stopped) break;
+        this.options.onError?.(error);
         this.logger.warn(`projector: ${(error as Error).message}; retrying in ${backoff} ms`);
         this.docCache.clear();
         await this.sleep(backoff);
@@ -216,7 +225,7 @@ export class ProjectionRunner {
     this.watchLease(client, lose);
     this.docCache.clear();
     // Another runner may have led meanwhile: an in-process hot store holds only what this one wrote.
-    this.options.hot.forget?.();
+    if (this.options.clearsHotStateOnLead !== false) this.options.hot.forget?.();
     this.logger.info(`projector: leading ${this.names.join(', ')}`);
     return true;
   }

@@ -279,6 +279,9 @@ export type RebuildWorkerOptions = {
   progressIntervalMs?: number;
 };
 
+/** Failures in a row (each retried with back-off, up to 5 s apart) after which a rebuild job is failed. */
+const MAX_CONSECUTIVE_FAILURES = 5;
+
 const silent: RunnerLogger = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
 /**
@@ -338,12 +341,14 @@ export class RebuildWorker {
     const fresh = job.state === 'pending' || !(await this.shadows.exists(name));
     if (fresh) await this.shadows.create(name);
     const generation = live.generationOf(name) + 1;
-    const shadowStore = new ReadModelStore(this.options.pool, { suffix: REBUILD_SUFFIX });
+    const shadowStore = new ReadModelStore(this.options.pool, { suffix: REBUILD_SUFFIX, only: [name] });
     const { rows } = await this.options.pool.query<{ n: string }>('SELECT count(*) AS n FROM events');
     const total = Number(rows[0]!.n);
     await this.jobs.update(job.jobId, { state: 'running', total, error: null });
     this.logger.info(`rebuild ${job.jobId}: ${fresh ? 'building' : 'resuming'} ${name}${REBUILD_SUFFIX} (hot-state generation ${generation}) from ${total} events`);
 
+    // The copy's runner retries like any projector; a rebuild that keeps failing is a failed job, not a silent loop.
+    let failures: unknown[] = [];
     const shadow = new ProjectionRunner({
       store: this.options.store,
       pool: this.options.pool,
@@ -354,7 +359,10 @@ export class RebuildWorker {
       lockName: `lorestore.rebuild.${this.options.schema}.${name}`,
       partitions: null,
       generation,
+      clearsHotStateOnLead: false,
       logger: this.logger,
+      onBatch: () => (failures = []),
+      onError: (error) => failures.push(error),
     });
     this.current = shadow;
     let processed = 0;
@@ -379,13 +387,19 @@ export class RebuildWorker {
       for (;;) {
         if (this.stopped) return;
         await new Promise((r) => setTimeout(r, this.options.progressIntervalMs ?? 1000));
+        if (failures.length >= MAX_CONSECUTIVE_FAILURES) throw failures.at(-1);
         const at = await progress();
         const livePosition = live.position;
         if (at && (livePosition === null || comparePositions(at, livePosition) >= 0)) {
-          if (await this.trySwitch(job, name, generation, shadow, shadowStore)) break;
+          const switched = await this.trySwitch(job, name, generation, shadow, shadowStore);
+          if (switched !== null) {
+            processed = switched;
+            break;
+          }
         }
       }
-      await progress('succeeded');
+      // The copy's checkpoint went with the switch: the count it held at the switch is the job's.
+      await this.jobs.update(job.jobId, { state: 'succeeded', processed, total: processed });
       this.logger.info(`rebuild ${job.jobId}: ${name} switched to the rebuilt tables (generation ${generation}), ${processed} events`);
     } catch (error) {
       await shadow.stop().catch(() => undefined);
@@ -402,9 +416,9 @@ export class RebuildWorker {
    * switch, and the revision guards make that a no-op). A copy that cannot
    * get there within a few seconds leaves the switch for the next round.
    */
-  private async trySwitch(job: RebuildJob, name: string, generation: number, shadow: ProjectionRunner, shadowStore: ReadModelStore): Promise<boolean> {
+  private async trySwitch(job: RebuildJob, name: string, generation: number, shadow: ProjectionRunner, shadowStore: ReadModelStore): Promise<number | null> {
     const live = this.options.live;
-    const retired = await live.runExclusive(async (livePosition: Position | null) => {
+    const switched = await live.runExclusive(async (livePosition: Position | null) => {
       const deadline = Date.now() + 5000;
       for (;;) {
         const at = (await shadowStore.checkpoints()).find((c) => c.name === name)?.position ?? null;
@@ -414,12 +428,15 @@ export class RebuildWorker {
       }
       await this.jobs.update(job.jobId, { state: 'switching' });
       await shadow.stop();
-      const old = await this.shadows.switch(name, generation);
+      const checkpoint = (await shadowStore.checkpoints()).find((c) => c.name === name);
+      const retired = await this.shadows.switch(name, generation);
       live.adopt(name, generation);
-      return old;
+      return { retired, processed: checkpoint ? Number(checkpoint.events) : 0 };
     });
-    if (retired === null) return false;
-    await this.shadows.dropRetired(retired).catch((error: unknown) => this.logger.warn(`rebuild: could not drop ${retired}: ${(error as Error).message}`));
-    return true;
+    if (switched === null) return null;
+    await this.shadows
+      .dropRetired(switched.retired)
+      .catch((error: unknown) => this.logger.warn(`rebuild: could not drop ${switched.retired}: ${(error as Error).message}`));
+    return switched.processed;
   }
 }

@@ -25,6 +25,8 @@ export type ReadModelStoreOptions = {
    * Empty (the live read models) by default.
    */
   suffix?: string;
+  /** The projections this store writes (a rebuild's store writes one); all by default. */
+  only?: readonly string[];
 };
 
 /** What marks the tables and checkpoints of a rebuild in progress. */
@@ -60,14 +62,12 @@ const SET_DOC = 'data = excluded.data, revision = excluded.revision, position = 
 /** Only newer documents replace stored ones: a replayed batch changes nothing. */
 const NEWER = 'WHERE t.revision < excluded.revision';
 
-/**
- * A whole batch in one statement: each data-modifying CTE writes one table
- * (an empty array writes nothing), the main INSERT moves the checkpoints.
- * $1–$4 documents (entities, world, narrative, players), $5 history rows,
- * $6 projection names, $7 commit, $8 position, $9 event time, $10 event count.
- */
-const commitBatchSql = (x: string) => `
-WITH entity_rows AS (
+type WrittenTable = DocTable | 'player_history';
+const ALL_TABLES: readonly WrittenTable[] = ['entities', 'world_state', 'narrative_state', 'player_state', 'player_history'];
+
+/** The CTE that writes each table; `x` is the store's suffix. */
+const tableWrites = (x: string): Record<WrittenTable, string> => ({
+  entities: `entity_rows AS (
   INSERT INTO entities${x} AS t (world_id, entity_id, stream_id, kind, status, location_id, data, revision, position, updated_at)
   -- An entity rolled back to before its spawn keeps a row (status 'unspawned', no kind) that holds its revision.
   SELECT r.world_id, r.id::uuid, 'entity-' || r.world_id || '-' || r.id, coalesce(r.data->>'kind', ''), r.data->>'status',
@@ -75,19 +75,23 @@ WITH entity_rows AS (
     FROM ${DOC_ROWS('$1')}
   ON CONFLICT (world_id, entity_id) DO UPDATE
     SET kind = excluded.kind, status = excluded.status, location_id = excluded.location_id, ${SET_DOC} ${NEWER}
-), world_rows AS (
+)`,
+  world_state: `world_rows AS (
   INSERT INTO world_state${x} AS t (world_id, data, revision, position, updated_at)
   SELECT r.world_id, r.data, r.revision, r.position, r.updated_at FROM ${DOC_ROWS('$2')}
   ON CONFLICT (world_id) DO UPDATE SET ${SET_DOC} ${NEWER}
-), narrative_rows AS (
+)`,
+  narrative_state: `narrative_rows AS (
   INSERT INTO narrative_state${x} AS t (world_id, data, revision, position, updated_at)
   SELECT r.world_id, r.data, r.revision, r.position, r.updated_at FROM ${DOC_ROWS('$3')}
   ON CONFLICT (world_id) DO UPDATE SET ${SET_DOC} ${NEWER}
-), player_rows AS (
+)`,
+  player_state: `player_rows AS (
   INSERT INTO player_state${x} AS t (world_id, player_id, data, revision, position, updated_at)
   SELECT r.world_id, r.id::uuid, r.data, r.revision, r.position, r.updated_at FROM ${DOC_ROWS('$4')}
   ON CONFLICT (world_id, player_id) DO UPDATE SET ${SET_DOC} ${NEWER}
-), history_rows AS (
+)`,
+  player_history: `history_rows AS (
   INSERT INTO player_history${x} (world_id, player_id, at, action, context, revision, position, rolled_back)
   SELECT r.world_id, r.player_id, r.at, r.action, r.context, r.revision, r.position, r.rolled_back
     FROM jsonb_to_recordset($5::jsonb) AS r(world_id text, player_id uuid, at timestamptz, action text, context jsonb, revision bigint, position bigint, rolled_back boolean)
@@ -98,13 +102,29 @@ WITH entity_rows AS (
      SET rolled_back = NOT EXISTS (SELECT 1 FROM jsonb_array_elements(r.kept) k WHERE h.revision BETWEEN (k->>0)::bigint AND (k->>1)::bigint)
     FROM jsonb_to_recordset($11::jsonb) AS r(world_id text, player_id uuid, before bigint, kept jsonb)
    WHERE h.world_id = r.world_id AND h.player_id = r.player_id AND h.revision < r.before
-)
+)`,
+});
+
+/**
+ * A whole batch in one statement: each data-modifying CTE writes one table
+ * (an empty array writes nothing), the main INSERT moves the checkpoints.
+ * Only the tables this store writes appear (a rebuild's store has one).
+ * $1–$4 documents (entities, world, narrative, players), $5 history rows,
+ * $6 projection names, $7 commit, $8 position, $9 event time, $10 event count,
+ * $11 history resets, $12 the hot-state generation of a new checkpoint.
+ */
+const commitBatchSql = (x: string, tables: readonly WrittenTable[]) => {
+  const writes = tableWrites(x);
+  // Every parameter is referenced, so each keeps its type whichever tables are left out.
+  return `
+WITH ${[...tables.map((t) => writes[t]), `unused AS (SELECT $1::jsonb, $2::jsonb, $3::jsonb, $4::jsonb, $5::jsonb, $11::jsonb)`].join(', ')}
 INSERT INTO projection_checkpoints AS c (name, commit, position, event_time, events, updated_at, generation)
 SELECT n, $7::text::xid8, $8::bigint, $9::timestamptz, $10::bigint, now(), $12::int FROM unnest($6::text[]) AS n
 ON CONFLICT (name) DO UPDATE
   SET commit = excluded.commit, position = excluded.position, event_time = excluded.event_time,
       events = c.events + excluded.events, updated_at = now()
 WHERE (c.commit, c.position) < (excluded.commit, excluded.position)`;
+};
 
 /**
  * The PostgreSQL side of the projections: documents, history rows and
@@ -122,7 +142,8 @@ export class ReadModelStore {
   ) {
     this.suffix = options.suffix ?? '';
     if (!/^(__[a-z0-9_]+)?$/.test(this.suffix)) throw new Error(`read model suffix "${this.suffix}" must be empty or __[a-z0-9_]+`);
-    this.commitBatch = commitBatchSql(this.suffix);
+    const tables = options.only ? ALL_TABLES.filter((t) => options.only!.includes(t)) : ALL_TABLES;
+    this.commitBatch = commitBatchSql(this.suffix, tables);
   }
 
   /** The table (or checkpoint) this store writes for a projection. */
