@@ -1,0 +1,23 @@
+import { CommanderError } from 'commander';
+import { describeError, EXIT_OK, EXIT_USAGE, exitCodeOf } from './errors';
+import { err } from './io';
+import { buildProgram } from './program';
+
+/** Runs one command line; resolves to the exit code (never throws). */
+export const run = async (argv: string[]): Promise<number> => {
+  try {
+    await buildProgram().parseAsync(argv);
+    return EXIT_OK;
+  } catch (error) {
+    // Commander printed its own message (or the help); only the code is left to decide.
+    if (error instanceof CommanderError) return error.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
+    for (const line of describeError(error)) err(line);
+    return exitCodeOf(error);
+  }
+};
+
+if (require.main === module) {
+  void run(process.argv).then((code) => {
+    process.exitCode = code;
+  });
+}
