@@ -114,6 +114,32 @@ describe('admin: state-at, rollback, restore, audit, rebuild (e2e)', () => {
     expect(one.body).toMatchObject({ operationId, restoredBy: restored.body.operationId });
   });
 
+  it('player history forgets rolled-back actions, now and at any earlier point, page by page', async () => {
+    const playerId = randomUUID();
+    let last = { position: 0, streamId: '' };
+    for (const action of ['a1', 'a2', 'a3', 'a4']) last = await send('player.record_action', { playerId, action, context: {} });
+    const done = await admin('POST', `/v1/admin/worlds/${world}/streams/${last.streamId}/rollback`, { toRevision: 1, reason: 'exploit' });
+    expect(done.status).toBe(200);
+    const after = await send('player.record_action', { playerId, action: 'a5', context: {} });
+    const pages = async (query: string) => {
+      const actions: string[] = [];
+      let cursor: string | null = null;
+      do {
+        const r = await t.request({ method: 'GET', url: `/v1/worlds/${world}/players/${playerId}/history?limit=1&minPosition=${after.position}${query}${cursor ? `&cursor=${cursor}` : ''}` });
+        expect(r.status).toBe(200);
+        actions.push(...r.body.items.map((i: { action: string }) => i.action));
+        cursor = r.body.nextCursor;
+      } while (cursor);
+      return actions;
+    };
+    expect(await pages('')).toEqual(['a5', 'a2', 'a1']);
+    expect(await pages(`&atRevision=5`)).toEqual(['a5', 'a2', 'a1']);
+    expect(await pages(`&atRevision=4`)).toEqual(['a2', 'a1']);
+    expect(await pages(`&atRevision=3`)).toEqual(['a4', 'a3', 'a2', 'a1']);
+    const player = await t.request({ method: 'GET', url: `/v1/worlds/${world}/players/${playerId}?minPosition=${after.position}` });
+    expect(player.body.counters.actions).toBe(3);
+  });
+
   it('a command racing a rollback gets a 409, never a lost update; a stale expectedRevision on the rollback is a 409 too', async () => {
     const { entityId, streamId } = await npc();
     const stale = await admin('POST', `/v1/admin/worlds/${world}/streams/${streamId}/rollback`, { toRevision: 0, reason: 'x', expectedRevision: 0 });

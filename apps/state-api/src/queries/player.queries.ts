@@ -1,7 +1,9 @@
 import { Inject } from '@nestjs/common';
 import { QueryHandler, type IQueryHandler } from '@nestjs/cqrs';
-import { inRanges, streamIds, type PlayerActionRecorded, type PlayerState, type RevisionRanges, type StreamRolledBack } from '@lorestore/domain';
+import { inRanges, streamIds, type PlayerActionRecorded, type PlayerState } from '@lorestore/domain';
 import type { EventStore } from '@lorestore/event-store';
+import type { StateAt } from '@lorestore/replay';
+import { STATE_AT } from '../replay/replay.providers';
 import { Problem } from '../http/problem';
 import { EVENT_STORE } from '../persistence/tokens';
 import { isPointInTime, toUntil, type PointInTime } from './point-in-time';
@@ -67,6 +69,7 @@ type HistoryItem = { action: string; context: unknown; at: string; revision: num
 export class GetPlayerHistoryHandler implements IQueryHandler<GetPlayerHistory> {
   constructor(
     @Inject(EVENT_STORE) private readonly store: EventStore,
+    @Inject(STATE_AT) private readonly stateAt: StateAt,
     private readonly readModels: ReadModels,
   ) {}
 
@@ -103,19 +106,16 @@ export class GetPlayerHistoryHandler implements IQueryHandler<GetPlayerHistory> 
     const items: HistoryItem[] = [];
     let from: bigint | 'end' = cursor === undefined ? 'end' : BigInt(cursor) - 1n;
     let exhausted = false;
-    // Going backwards, the first rollback met decides which of the older actions still count.
-    let kept: RevisionRanges | null = null;
+    // Which actions still count at that point: all after the last rollback before it, and those that rollback kept.
+    const point = await this.stateAt.stream(streamId, toUntil(at) ?? {});
+    const reset = point.revision >= 0n ? await this.stateAt.lastReset(streamId, point.revision) : null;
+    const counts = (revision: bigint) => !reset || revision > BigInt(reset.revision) || inRanges(Number(revision), reset.kept);
     while (items.length < limit && !exhausted && (from === 'end' || from >= 0n)) {
       const events = await this.store.readStream(streamId, { direction: 'backwards', fromRevision: from, maxCount: PAGE_READ, until: toUntil(at) });
       exhausted = events.length < PAGE_READ;
       for (const event of events) {
         from = event.revision - 1n;
-        if (event.type === 'StreamRolledBack') {
-          kept ??= (event.data as StreamRolledBack<unknown>['data']).kept;
-          continue;
-        }
-        if (event.type !== 'PlayerActionRecorded') continue;
-        if (kept && !inRanges(Number(event.revision), kept)) continue;
+        if (event.type !== 'PlayerActionRecorded' || !counts(event.revision)) continue;
         const data = event.data as PlayerActionRecorded['data'];
         if (range.from !== undefined && Date.parse(data.at) < Date.parse(range.from)) continue;
         if (range.to !== undefined && Date.parse(data.at) >= Date.parse(range.to)) continue;
