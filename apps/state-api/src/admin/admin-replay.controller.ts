@@ -153,6 +153,8 @@ export class AdminReplayController {
       const plan = await this.rollbacks.plan(worldId, scope);
       return {
         dryRun: true,
+        // The contract's shape: a rollback's answer without `position` (the id is the one the real run would use, if given).
+        operationId: b.operationId ?? null,
         scope,
         streams: plan.streams,
         totalEvents: plan.streams.reduce((n, s) => n + s.events, 0),
