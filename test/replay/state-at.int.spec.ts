@@ -136,5 +136,13 @@ describe('state-at equals a fresh fold to the same point', () => {
     const fourth = await stateAt.stream(streamId, { revision: 28n });
     expect(fourth.snapshotRevision).toBe(26n);
     expect(fourth.state).toEqual(freshFold(events.slice(0, 29)));
+
+    // At start the service deletes the snapshots of other reducer versions, and only those.
+    const count = async (version: number) =>
+      Number((await db.pool.query<{ n: string }>('SELECT count(*) AS n FROM snapshots WHERE stream_id = $1 AND reducer_version = $2', [streamId, version])).rows[0]!.n);
+    const current = await count(REDUCER_VERSIONS.world);
+    expect(await snapshots.pruneStale(REDUCER_VERSIONS)).toBeGreaterThanOrEqual(1);
+    expect(await count(REDUCER_VERSIONS.world + 1)).toBe(0);
+    expect(await count(REDUCER_VERSIONS.world)).toBe(current);
   });
 });

@@ -1,4 +1,5 @@
-import { Logger, type Provider } from '@nestjs/common';
+import { Inject, Injectable, Logger, type OnApplicationBootstrap, type Provider } from '@nestjs/common';
+import { REDUCER_VERSIONS } from '@lorestore/domain';
 import type { Pool } from 'pg';
 import { PostgresEventStore, type EventStore } from '@lorestore/event-store';
 import { RebuildJobs, Rollbacks, SnapshotStore, StateAt } from '@lorestore/replay';
@@ -11,6 +12,22 @@ export const ROLLBACKS = Symbol('ROLLBACKS');
 export const REBUILD_JOBS = Symbol('REBUILD_JOBS');
 
 const logger = new Logger('Replay');
+
+/**
+ * At start, in the background: snapshots made by other reducer versions are
+ * never read again (state-at asks for the current version only), so they go.
+ */
+@Injectable()
+export class SnapshotPruner implements OnApplicationBootstrap {
+  constructor(@Inject(SNAPSHOTS) private readonly snapshots: SnapshotStore) {}
+
+  onApplicationBootstrap(): void {
+    this.snapshots
+      .pruneStale(REDUCER_VERSIONS)
+      .then((n) => n > 0 && logger.log(`deleted ${n} snapshot(s) of earlier reducer versions`))
+      .catch((error: unknown) => logger.warn(`stale snapshots not pruned: ${String(error)}`));
+  }
+}
 
 /** Snapshots, state-at, rollbacks and rebuild jobs, on the service's pool and event store. */
 export const replayProviders: Provider[] = [
@@ -31,4 +48,5 @@ export const replayProviders: Provider[] = [
     },
   },
   { provide: REBUILD_JOBS, inject: [PG_POOL], useFactory: (pool: Pool) => new RebuildJobs(pool) },
+  SnapshotPruner,
 ];
