@@ -1,8 +1,12 @@
 import { randomUUID } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { Client } from 'pg';
 import { streamIds } from '@lorestore/domain';
 import { PostgresEventStore, type StreamAppend } from '@lorestore/event-store';
 import { ReadModelStore } from '@lorestore/projections';
+import { startEmbeddedPostgres, type RunningEmbeddedPostgres } from '@lorestore/infra';
 import { migrateReplay } from '@lorestore/replay';
 import { createTestSchema, type TestSchema } from '../support/database';
 import { removeServiceBuild, startServiceProcess, type ServiceProcess } from '../support/service-process';
@@ -17,15 +21,23 @@ const KEY = 'rollback-crash-admin';
  * the streams and waits for the rest, and at random moments), and afterwards
  * either every stream has its rollback event, with the audit record, or none
  * has. The same request sent again (same operationId) then completes it once.
+ *
+ * On a PostgreSQL server of its own (embedded, started for this file): the
+ * lock it holds for seconds would hold back the gap-safe feed of every other
+ * suite on a shared server.
  */
 describe('crash: SIGKILL of state-api during a world rollback of 1,000 streams', () => {
+  let server: RunningEmbeddedPostgres;
   let db: TestSchema;
   let store: PostgresEventStore;
   let service: ServiceProcess | null = null;
   let point = 0;
 
   beforeAll(async () => {
-    db = await createTestSchema('rollback_crash');
+    const base = path.join(os.tmpdir(), 'lorestore-test');
+    mkdirSync(base, { recursive: true, mode: 0o755 });
+    server = await startEmbeddedPostgres({ dataDir: path.join(base, `pg-rollback-crash-${process.pid}`), port: 0, persistent: false, database: 'test' });
+    db = await createTestSchema('rollback_crash', 20, server.url);
     await PostgresEventStore.migrate(db.pool, db.schema);
     await ReadModelStore.migrate(db.pool, db.schema);
     await migrateReplay(db.pool, db.schema);
@@ -52,6 +64,7 @@ describe('crash: SIGKILL of state-api during a world rollback of 1,000 streams',
     await service?.kill();
     await store?.close();
     await db?.drop();
+    await server?.stop();
     removeServiceBuild();
   });
 

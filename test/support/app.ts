@@ -27,7 +27,9 @@ export type TestApp = {
 export const startTestApp = async (label: string, env: Record<string, string> = {}, sharedWith?: TestApp): Promise<TestApp> => {
   const db = sharedWith ? sharedWith.db : await createTestSchema(label);
   if (!sharedWith) await db.pool.end();
-  const config = loadConfig({ DATABASE_URL: db.url, DATABASE_SCHEMA: db.schema, LOG_LEVEL: 'silent', NODE_ENV: 'test', ...env });
+  // Suites run side by side on one PostgreSQL cluster, and a suite's long transaction holds every
+  // gap-safe feed of the cluster back (see README, operations note): reads wait longer than in production.
+  const config = loadConfig({ DATABASE_URL: db.url, DATABASE_SCHEMA: db.schema, LOG_LEVEL: 'silent', NODE_ENV: 'test', CONSISTENCY_WAIT_MS: '10000', ...env });
   const keys = ApiKeyRing.parse(`${ADMIN_KEY}:admin,${GAME_KEY}:game`);
   const app = await createApp({ config, databaseUrl: db.url, keys }, { logger: false, docsUi: false });
   const fastify = app.getHttpAdapter().getInstance();

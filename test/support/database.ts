@@ -9,8 +9,7 @@ import { testDatabaseUrl } from './services';
  */
 export type TestSchema = { url: string; schema: string; pool: Pool; drop: () => Promise<void> };
 
-export const createTestSchema = async (label: string, poolMax = 20): Promise<TestSchema> => {
-  const url = testDatabaseUrl();
+export const createTestSchema = async (label: string, poolMax = 20, url = testDatabaseUrl()): Promise<TestSchema> => {
   const schema = `t_${label.toLowerCase().replace(/[^a-z0-9]+/g, '_').slice(0, 30)}_${randomBytes(4).toString('hex')}`;
   const pool = createPostgresPool({ url, schema, max: poolMax, applicationName: `lorestore-test-${label}` });
   return {
