@@ -2,7 +2,17 @@ import { randomUUID } from 'node:crypto';
 import { streamIds } from '@lorestore/domain';
 import { comparePositions, PostgresEventStore, type Position, type StreamAppend } from '@lorestore/event-store';
 import { InlineReadModels, MemoryHotState, ProjectionRunner, ReadModelStore } from '@lorestore/projections';
-import { migrateReplay, RebuildInProgressError, RebuildJobs, RebuildWorker, UnknownProjectionError, type RebuildJob } from '@lorestore/replay';
+import {
+  migrateReplay,
+  RebuildInProgressError,
+  RebuildJobs,
+  RebuildWorker,
+  Rollbacks,
+  SnapshotStore,
+  StateAt,
+  UnknownProjectionError,
+  type RebuildJob,
+} from '@lorestore/replay';
 import { gameCommands, gameStep } from '../../libs/projections/src/testing/game-log';
 import fc from 'fast-check';
 import { createTestSchema, type TestSchema } from '../support/database';
@@ -24,8 +34,8 @@ describe('projection rebuild (blue-green) under concurrent writes and reads', ()
   const logs: string[] = [];
   const note = (m: string) => (logs.push(m), process.env.REBUILD_TEST_LOG ? process.stderr.write(`${m}\n`) : undefined);
   const logger = { info: note, warn: note, error: note };
-  const worker = (batchSize = 200) =>
-    new RebuildWorker({ pool: db.pool, store, hot, live, schema: db.schema, batchSize, logger, progressIntervalMs: 50 });
+  const worker = (batchSize = 200, bulk?: { pageSize: number; flushEvents: number }) =>
+    new RebuildWorker({ pool: db.pool, store, hot, live, schema: db.schema, batchSize, logger, progressIntervalMs: 50, ...(bulk ? { bulk } : {}) });
 
   /** The game's own history: entities, players, world, narrative across 3 worlds, appended 200 commands per transaction. */
   const prefill = async () => {
@@ -45,6 +55,17 @@ describe('projection rebuild (blue-green) under concurrent writes and reads', ()
       // One append per stream and transaction (a transaction may hold a stream once).
       for (const append of appends) await store.appendToStream(append.streamId, append.events, { expectedRevision: append.expectedRevision });
     }
+    // Rollbacks and a restore in the history, so rebuilt rows must come out marked as the live ones are.
+    const rollbacks = new Rollbacks({ store, pool: db.pool, stateAt: new StateAt({ store, pool: db.pool, snapshots: new SnapshotStore(db.pool), snapshotEvery: 50 }) });
+    const { rows } = await db.pool.query<{ stream_id: string; revision: string }>(
+      "SELECT stream_id, revision FROM streams WHERE world_id = 'rba' AND category IN ('player', 'entity') AND revision >= 2 ORDER BY stream_id LIMIT 6",
+    );
+    const done = [];
+    for (const r of rows) {
+      done.push(await rollbacks.rollback({ worldId: 'rba', scope: { type: 'stream', streamId: r.stream_id, toRevision: Math.floor(Number(r.revision) / 2) }, reason: 'test', actor: 'admin:t' }));
+    }
+    await rollbacks.restore({ operationId: done[0]!.operation.operationId, actor: 'admin:t' });
+    await rollbacks.rollback({ worldId: 'rbb', scope: { type: 'world', toTime: new Date(Date.now() - 1000).toISOString() }, reason: 'test', actor: 'admin:t' }).catch(() => undefined);
   };
 
   beforeAll(async () => {
@@ -147,7 +168,8 @@ describe('projection rebuild (blue-green) under concurrent writes and reads', ()
     await caughtUp();
     const known = writers.ids.slice(0, 50);
     const readers = startReaders(known);
-    const rebuilds = worker();
+    // Pages of 97 events and a commit every 500: the bulk phase's page and flush boundaries fall everywhere.
+    const rebuilds = worker(200, { pageSize: 97, flushEvents: 500 });
     rebuilds.start();
     let readResult: { reads: number; failures: string[] };
     try {
@@ -175,6 +197,8 @@ describe('projection rebuild (blue-green) under concurrent writes and reads', ()
     const inline = new InlineReadModels();
     inline.apply(await wholeLog(store, db.pool));
     expect(await readBackPostgres(db.pool)).toEqual(expectedOf(inline));
+    // The history had rollbacks in it: the rebuilt rows carry their marks.
+    expect(Number((await db.pool.query<{ n: string }>('SELECT count(*) AS n FROM player_history WHERE rolled_back')).rows[0]!.n)).toBeGreaterThan(0);
     // The live projector writes the new hot-state generation now; the old tables are gone.
     expect(live.generationOf('entities')).toBe(2);
     const last = writers.ids.at(-1)!;
@@ -188,7 +212,8 @@ describe('projection rebuild (blue-green) under concurrent writes and reads', ()
 
   it('resumes a rebuild interrupted by a crash from its own checkpoint', async () => {
     const job = await jobs.request('narrative_state', 'admin:test', null);
-    const first = worker(5);
+    // Small pages and a commit every 10 events, so the first worker dies with part of the log behind it.
+    const first = worker(5, { pageSize: 5, flushEvents: 10 });
     first.start();
     for (let i = 0; i < 400; i++) {
       const now = (await jobs.get(job.jobId))!;

@@ -434,6 +434,26 @@ export class PostgresEventStore implements EventStore {
     return rows.map(toRecordedEvent);
   }
 
+  /**
+   * A bounded stretch of the feed, for bulk readers (a rebuild): events after
+   * `after` up to and including `until`, in feed order, optionally only of
+   * some stream categories (the part of a stream id before its first dash).
+   * `until` must be a position a gap-safe read has returned (`headPosition`):
+   * nothing can still commit at or below it, so no snapshot check is needed.
+   */
+  async readFeedRange(after: Position | null, until: Position, categories: readonly string[] | null, maxCount: number): Promise<RecordedEvent[]> {
+    const { rows } = await this.options.pool.query<EventRow>(
+      `SELECT ${EVENT_COLUMNS} FROM events
+        WHERE ($1::text IS NULL OR (transaction_id, position) > ($1::text::xid8, $2::bigint))
+          AND (transaction_id, position) <= ($3::text::xid8, $4::bigint)
+          AND ($5::text[] IS NULL OR split_part(stream_id, '-', 1) = ANY ($5::text[]))
+        ORDER BY events.transaction_id, events.position
+        LIMIT $6`,
+      [after ? after.commit.toString() : null, after ? after.prepare.toString() : null, until.commit.toString(), until.prepare.toString(), categories, maxCount],
+    );
+    return rows.map(toRecordedEvent);
+  }
+
   /** The last position a gap-safe reader can see now. */
   async headPosition(): Promise<Position | null> {
     const { rows } = await this.options.pool.query<{ transaction_id: string; position: string }>(
