@@ -1,8 +1,8 @@
 import type { Pool } from 'pg';
 import { deciders, keptAt, parseStreamId, REDUCER_VERSIONS, type AggregateName, type RevisionRanges, type StreamRolledBack } from '@lorestore/domain';
-import type { EventStore, RecordedEvent } from '@lorestore/event-store';
+import { eventColumns, toRecordedEvent, type EventRow, type EventStore, type RecordedEvent } from '@lorestore/event-store';
 import { toDomainEvent } from '@lorestore/projections';
-import type { SnapshotStore } from './snapshots';
+import type { Snapshot, SnapshotStore } from './snapshots';
 
 /**
  * A point of a stream's history: after a revision, as of a global position
@@ -53,13 +53,15 @@ export class StateAt {
     const { aggregate } = parsed;
     const decider = deciders[aggregate];
     const version = REDUCER_VERSIONS[aggregate];
-    const snapshot = await this.options.snapshots.latest(streamId, version, target);
+    const every = this.options.snapshotEvery;
+    const page = Math.max(every * 2, 256);
+    // One round trip for the common case: the snapshot and the events after it (at most one page).
+    const first = await this.snapshotAndFirstPage(streamId, version, target, page);
+    const snapshot = first.snapshot;
     let state = snapshot ? snapshot.state : decider.initialState();
     let last: { revision: bigint; position: bigint; time: Date } | null = snapshot
       ? { revision: snapshot.revision, position: snapshot.position, time: snapshot.eventTime }
       : null;
-    const every = this.options.snapshotEvery;
-    const page = Math.max(every * 2, 256);
     const passed: { streamId: string; revision: bigint; reducerVersion: number; state: unknown }[] = [];
     let folded = 0;
     for (let from = snapshot ? snapshot.revision + 1n : 0n; ; ) {
@@ -71,7 +73,7 @@ export class StateAt {
         revision: target.revision !== undefined && target.revision < pageEnd ? target.revision : pageEnd,
         ...(target.position !== undefined ? { position: target.position } : {}),
       };
-      const events = await this.options.store.readStream(streamId, { fromRevision: from, maxCount: page, until });
+      const events = from === first.from ? first.events : await this.options.store.readStream(streamId, { fromRevision: from, maxCount: page, until });
       let ended = events.length < page;
       for (const event of events) {
         if (target.time !== undefined && event.created > target.time) {
@@ -101,6 +103,45 @@ export class StateAt {
       snapshotRevision: snapshot ? snapshot.revision : null,
       eventsFolded: folded,
     };
+  }
+
+  /**
+   * The newest usable snapshot within the target and the first page of
+   * events after it (within the target), in one statement. `from` is the
+   * revision that page starts at.
+   */
+  private async snapshotAndFirstPage(
+    streamId: string,
+    reducerVersion: number,
+    target: StateTarget,
+    page: number,
+  ): Promise<{ snapshot: Snapshot | null; from: bigint; events: RecordedEvent[] }> {
+    type Row = EventRow & { snapshot: boolean };
+    const { rows } = await this.options.pool.query<Row>(
+      `WITH snap AS (
+         SELECT revision, position, event_time, state FROM snapshots
+          WHERE stream_id = $1 AND reducer_version = $2
+            AND ($3::bigint IS NULL OR revision <= $3) AND ($4::bigint IS NULL OR position <= $4) AND ($5::timestamptz IS NULL OR event_time <= $5)
+          ORDER BY revision DESC LIMIT 1
+       ), start AS (SELECT coalesce((SELECT revision FROM snap), -1) AS r)
+       SELECT true AS snapshot, s.position, NULL::text AS transaction_id, $1 AS stream_id, s.revision, NULL::uuid AS event_id, NULL::text AS type,
+              0 AS schema_version, s.state AS data, NULL::jsonb AS metadata, s.event_time AS created_at
+         FROM snap s
+       UNION ALL
+       (SELECT false AS snapshot, ${eventColumns('e')}
+          FROM events e, start
+         WHERE e.stream_id = $1 AND e.revision > start.r AND e.revision <= start.r + $6
+           AND ($3::bigint IS NULL OR e.revision <= $3) AND ($4::bigint IS NULL OR e.position <= $4)
+         ORDER BY e.revision)`,
+      [streamId, reducerVersion, target.revision?.toString() ?? null, target.position?.toString() ?? null, target.time ?? null, page],
+    );
+    const snap = rows.find((r) => r.snapshot);
+    const snapshot: Snapshot | null = snap
+      ? { streamId, revision: BigInt(snap.revision), reducerVersion, position: BigInt(snap.position), eventTime: snap.created_at, state: snap.data }
+      : null;
+    const events = rows.filter((r) => !r.snapshot).map(toRecordedEvent);
+    events.sort((a, b) => (a.revision < b.revision ? -1 : 1));
+    return { snapshot, from: snapshot ? snapshot.revision + 1n : 0n, events };
   }
 
   /** The last rollback event of a stream at or before a revision, with the revisions it kept. */

@@ -73,7 +73,8 @@ type BatchOutcome =
   | { status: 'command_reused' | 'event_id_conflict' }
   | { status: 'wrong_expected_version'; current: bigint };
 
-type EventRow = {
+/** A row of `events` as `eventColumns` selects it (for PostgreSQL-bound readers such as libs/replay). */
+export type EventRow = {
   position: string;
   transaction_id: string;
   stream_id: string;
@@ -92,11 +93,11 @@ type EventRow = {
  * column (`events.transaction_id`): a bare name means this text output
  * column, whose order ('999' > '1000') is not the transactions' order.
  */
-const eventColumns = (t: string) =>
+export const eventColumns = (t: string) =>
   `${t}.position, ${t}.transaction_id::text AS transaction_id, ${t}.stream_id, ${t}.revision, ${t}.event_id, ${t}.type, ${t}.schema_version, ${t}.data, ${t}.metadata, ${t}.created_at`;
 const EVENT_COLUMNS = eventColumns('events');
 
-const toRecordedEvent = (row: EventRow): RecordedEvent => ({
+export const toRecordedEvent = (row: EventRow): RecordedEvent => ({
   streamId: row.stream_id,
   revision: BigInt(row.revision),
   position: { commit: BigInt(row.transaction_id), prepare: BigInt(row.position) },
