@@ -289,7 +289,7 @@ export type RebuildWorkerOptions = {
   bulk?: { pageSize?: number; flushEvents?: number };
 };
 
-/** Events per read of the bulk phase. */
+/** Events of the log scanned per read of the bulk phase (those of the projection's streams come back). */
 const BULK_PAGE = 10_000;
 /** The bulk phase commits (documents changed since the last commit, rows, checkpoint) this often. */
 const BULK_FLUSH_EVENTS = 250_000;
@@ -461,13 +461,15 @@ export class RebuildWorker {
     let rows: HistoryRow[] = [];
     let resets = new Map<string, HistoryReset>();
     let pending = 0;
+    let scanned = 0;
     let last: RecordedEvent | null = null;
     let next = store.readFeedRange(from, head, categories, page);
     for (;;) {
       if (this.stopped) return;
-      const events = await next;
-      const done = events.length < page;
-      if (!done) next = store.readFeedRange(events.at(-1)!.position, head, categories, page);
+      const { events, scannedTo } = await next;
+      const done = scannedTo === null || comparePositions(scannedTo, head) >= 0;
+      if (!done) next = store.readFeedRange(scannedTo, head, categories, page);
+      scanned += page;
       if (events.length > 0) {
         if (projection.kind === 'doc') await this.loadMissing(projection.name, docs, events, projection, shadowStore);
         const planned = planBatch([projection], docs, events);
@@ -487,8 +489,9 @@ export class RebuildWorker {
         pending += events.length;
         last = events.at(-1)!;
       }
-      if (done || pending >= flushEvents || rows.length >= BULK_FLUSH_ROWS) {
-        const checkpoint = done ? { position: head, time: last?.created ?? new Date() } : { position: last!.position, time: last!.created };
+      if (done || scanned >= flushEvents || rows.length >= BULK_FLUSH_ROWS) {
+        // Everything scanned is covered, the other categories' events included.
+        const checkpoint = { position: done ? head : scannedTo!, time: last?.created ?? new Date() };
         const changed = [...dirty.values()];
         for (let i = 0; i < changed.length; i += 1000) await this.options.hot.put(changed.slice(i, i + 1000));
         await shadowStore.commit({ docs: changed, history: rows, historyResets: [...resets.values()], checkpoint }, [name], pending, generation);
@@ -496,6 +499,7 @@ export class RebuildWorker {
         rows = [];
         resets = new Map();
         pending = 0;
+        scanned = 0;
         if (docs.size > BULK_MAX_DOCS) docs.clear();
         await onFlush();
       }

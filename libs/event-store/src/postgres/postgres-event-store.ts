@@ -5,6 +5,7 @@ import { CommandIdReusedError, EventIdConflictError, EventStoreUnavailableError,
 import {
   END,
   START,
+  comparePositions,
   type AllSubscription,
   type AppendOptions,
   type AppendResult,
@@ -436,23 +437,41 @@ export class PostgresEventStore implements EventStore {
   }
 
   /**
-   * A bounded stretch of the feed, for bulk readers (a rebuild): events after
-   * `after` up to and including `until`, in feed order, optionally only of
-   * some stream categories (the part of a stream id before its first dash).
+   * A bounded stretch of the feed, for bulk readers (a rebuild): the next
+   * `window` events after `after` up to and including `until`, in feed order,
+   * of which only those of some stream categories (the part of a stream id
+   * before its first dash) come back; `scannedTo` is the last position the
+   * window covered (null: nothing left), so the caller goes on from there.
+   * Scanning a fixed window in index order keeps the plan an index scan
+   * whatever share of the log the categories are (filtered in the same query,
+   * PostgreSQL misjudges that share and sorts the whole table instead).
    * `until` must be a position a gap-safe read has returned (`headPosition`):
-   * nothing can still commit at or below it, so no snapshot check is needed.
+   * nothing can still commit at or below it.
    */
-  async readFeedRange(after: Position | null, until: Position, categories: readonly string[] | null, maxCount: number): Promise<RecordedEvent[]> {
-    const { rows } = await this.options.pool.query<EventRow>(
-      `SELECT ${EVENT_COLUMNS} FROM events
-        WHERE ($1::text IS NULL OR (transaction_id, position) > ($1::text::xid8, $2::bigint))
-          AND (transaction_id, position) <= ($3::text::xid8, $4::bigint)
-          AND ($5::text[] IS NULL OR split_part(stream_id, '-', 1) = ANY ($5::text[]))
-        ORDER BY events.transaction_id, events.position
-        LIMIT $6`,
-      [after ? after.commit.toString() : null, after ? after.prepare.toString() : null, until.commit.toString(), until.prepare.toString(), categories, maxCount],
+  async readFeedRange(
+    after: Position | null,
+    until: Position,
+    categories: readonly string[] | null,
+    window: number,
+  ): Promise<{ events: RecordedEvent[]; scannedTo: Position | null }> {
+    const { rows } = await this.options.pool.query<EventRow & { marker: boolean }>(
+      `WITH w AS (
+         SELECT * FROM events
+          WHERE ($1::text IS NULL OR (transaction_id, position) > ($1::text::xid8, $2::bigint))
+            AND (transaction_id, position) <= ($3::text::xid8, $4::bigint)
+          ORDER BY transaction_id, position
+          LIMIT $6)
+       SELECT false AS marker, ${eventColumns('w')} FROM w
+        WHERE $5::text[] IS NULL OR split_part(w.stream_id, '-', 1) = ANY ($5::text[])
+       UNION ALL
+       (SELECT true, w.position, w.transaction_id::text, '', 0, NULL, '', 0, NULL, NULL, now() FROM w
+         ORDER BY w.transaction_id DESC, w.position DESC LIMIT 1)`,
+      [after ? after.commit.toString() : null, after ? after.prepare.toString() : null, until.commit.toString(), until.prepare.toString(), categories, window],
     );
-    return rows.map(toRecordedEvent);
+    const marker = rows.find((r) => r.marker);
+    const events = rows.filter((r) => !r.marker).map(toRecordedEvent);
+    events.sort((a, b) => comparePositions(a.position, b.position));
+    return { events, scannedTo: marker ? { commit: BigInt(marker.transaction_id), prepare: BigInt(marker.position) } : null };
   }
 
   /** The last position a gap-safe reader can see now. */
