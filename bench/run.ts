@@ -1,12 +1,14 @@
 import { runAppendBench } from './append';
 import { runHttpBench } from './http';
 import { runProjectionsBench } from './projections';
+import { runReplayBench } from './replay';
 
 /** `npm run bench -- <name>`: builds, then runs one benchmark by name. */
 const benches: Record<string, { describe: string; run: () => Promise<void> }> = {
   append: { describe: 'single-event appends at 1/16/64 writers vs raw pg and emmett-postgresql', run: runAppendBench },
   http: { describe: 'POST /v1/worlds/{w}/commands with autocannon vs a bare Fastify + micro-batched INSERT ceiling', run: runHttpBench },
   projections: { describe: 'projection throughput into PostgreSQL and Redis, lag at 5,000 appends/s, GET entity from Redis at 10,000 req/s', run: runProjectionsBench },
+  replay: { describe: 'fold rate in memory, state-at on a 100,000-event stream with snapshots, rebuild of the read models from 1,000,000 events (RebuildWorker)', run: runReplayBench },
 };
 
 const usage = (): string =>
@@ -24,6 +26,13 @@ const usage = (): string =>
     '        BENCH_PROJ_PLAYERS (2000), BENCH_PROJ_LAG_RATE (5000; 0 skips), BENCH_PROJ_LAG_SECONDS (10), BENCH_PROJ_LAG_WARMUP_SECONDS (2),',
     '        BENCH_PROJ_LAG_BATCH_SIZE (1000), BENCH_PROJ_READ_RATE (10000; 0 skips), BENCH_PROJ_READ_CONNECTIONS (32),',
     '        BENCH_PROJ_READ_SECONDS (10), BENCH_PROJ_READ_WARMUP_SECONDS (2), BENCH_PROJ_READ_IDS (10000); REDIS_URL (redis://127.0.0.1:6379)',
+    'replay: BENCH_REPLAY_PARTS (fold,state-at,rebuild), BENCH_REPLAY_FOLD_EVENTS (200000), BENCH_REPLAY_FOLD_NAIVE_EVENTS (20000), BENCH_REPLAY_FOLD_REPS (5),',
+    '        BENCH_REPLAY_STREAM_EVENTS (100000), BENCH_REPLAY_SNAPSHOT_EVERY (100), BENCH_REPLAY_STATE_AT_CALLS (2000), BENCH_REPLAY_STATE_AT_WARMUP (200),',
+    '        BENCH_REPLAY_NAIVE_CALLS (20), BENCH_REPLAY_REBUILD_EVENTS (1000000), BENCH_REPLAY_BATCH_SIZES (1000,5000), BENCH_REPLAY_PROJECTIONS (all five),',
+    '        BENCH_REPLAY_WORKER (1; 0 skips the RebuildWorker jobs), BENCH_REPLAY_RUNNER (1; 0 skips the one-runner pass), BENCH_REPLAY_PROGRESS_MS (100),',
+    '        BENCH_REPLAY_OTHER_SHADOWS (0; 1 creates the other __next tables before each job), BENCH_REPLAY_UPSERT_EVENTS (50000),',
+    '        BENCH_REPLAY_QUADRATIC_EVENTS (20000; 0 skips), BENCH_REPLAY_FEED (1; 0 skips reading the feed alone),',
+    '        BENCH_REPLAY_BULK_PAGE, BENCH_REPLAY_BULK_FLUSH (the RebuildWorker\'s bulk phase: events per read and per commit; unset: its defaults)',
     'all:    BENCH_JSON_OUT=<file> also writes the JSON report there; BENCH_CPU_PROF=<dir> writes .cpuprofile files',
   ].join('\n');
 

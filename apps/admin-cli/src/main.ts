@@ -16,7 +16,16 @@ export const run = async (argv: string[]): Promise<number> => {
   }
 };
 
+/** Output piped into `head` (or a closed pager): a closed pipe ends the CLI quietly, as for any Unix tool. */
+const quietOnClosedPipe = (stream: NodeJS.WriteStream) =>
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+    process.exit(process.exitCode ?? EXIT_OK);
+  });
+
 if (require.main === module) {
+  quietOnClosedPipe(process.stdout);
+  quietOnClosedPipe(process.stderr);
   void run(process.argv).then((code) => {
     process.exitCode = code;
   });
