@@ -10,6 +10,7 @@ import {
   type JsonObject,
 } from '@lorestore/domain';
 import { deriveEventId } from '@lorestore/event-store';
+import { prng } from '../support/random';
 
 /**
  * Game traffic for the projections bench: commands over many entities and
@@ -59,17 +60,6 @@ const MOODS = ['calm', 'angry', 'afraid', 'curious'];
 const WEATHER = ['rain', 'sun', 'fog', 'snow', 'wind'];
 const LOCATIONS_PER_WORLD = 200;
 
-/** mulberry32: a small seeded PRNG, so the mix is the same from run to run. */
-const prng = (seed: number) => {
-  let a = seed >>> 0;
-  return (): number => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-};
 
 type Stream = { state: unknown; revision: bigint };
 

@@ -10,7 +10,7 @@ import { analyzeSchema } from '../support/database';
 import { log } from '../support/env';
 import { LatencyRecorder, type LatencySummary } from '../support/latency';
 import { canonical } from './fold';
-import { prng } from './random';
+import { prng } from '../support/random';
 
 type TargetKind = 'revision' | 'position' | 'time';
 

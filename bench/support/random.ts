@@ -1,4 +1,4 @@
-/** mulberry32: a small seeded PRNG, so the targets are the same from run to run. */
+/** mulberry32: a small seeded PRNG, so generated traffic and targets are the same from run to run. */
 export const prng = (seed: number) => {
   let a = seed >>> 0;
   return (): number => {
