@@ -198,6 +198,14 @@ describe('admin: state-at, rollback, restore, audit, rebuild (e2e)', () => {
       { method: 'GET', url: `/v1/admin/rollbacks/${randomUUID()}`, status: 404, type: 'operation-not-found' },
       { method: 'GET', url: `/v1/admin/worlds/${world}/rollbacks?limit=0`, status: 400, type: 'validation', path: 'limit' },
       { method: 'GET', url: `/v1/admin/worlds/${world}/rollbacks?cursor=nonsense`, status: 400, type: 'validation', path: 'cursor' },
+      // Shapes that Date.parse and a loose id check accept but PostgreSQL's casts would not.
+      {
+        method: 'GET',
+        url: `/v1/admin/worlds/${world}/rollbacks?cursor=${Buffer.from(`1_${'-'.repeat(36)}`).toString('base64url')}`,
+        status: 400,
+        type: 'validation',
+        path: 'cursor',
+      },
       { method: 'GET', url: `/v1/admin/worlds/${world}/streams/${streamId}/state?atRevision=99`, status: 422, type: 'target-beyond-head' },
       { method: 'GET', url: `/v1/admin/worlds/${world}/streams/${streamId}/state?asOf=${encodeURIComponent(future)}`, status: 400, type: 'validation', path: 'asOf' },
       { method: 'GET', url: `/v1/admin/worlds/${world}/streams/${streamId}/state?atRevision=0&atPosition=1`, status: 400, type: 'validation' },

@@ -185,6 +185,25 @@ describe('rollback and restore', () => {
     await caughtUp();
     expect(await entityDoc(w, a)).toMatchObject({ attributes: { gold: 1 } });
     expect(await entityDoc(w, b)).toMatchObject({ attributes: { gold: 2 } });
+
+    // Someone else writes after the rollback; the same actor rollback again finds nothing of the
+    // cheater's still in effect, instead of reaching back over the later write.
+    await store.appendToStream(streamIds.entity(w, a), [ev('EntityUpdated', { entityId: a, set: { gold: 5 }, unset: [] }, w, 'honest')]);
+    expect((await rollbacks.plan(w, scope)).streams).toEqual([]);
+    await expect(rollbacks.rollback({ worldId: w, scope, reason: 'again', actor: 'admin:ops' })).rejects.toBeInstanceOf(RollbackTargetError);
+  });
+
+  it('restores of one rollback sent at once: one restore, every caller gets it', async () => {
+    const w = 'rb5';
+    const entityId = randomUUID();
+    const stream = streamIds.entity(w, entityId);
+    await store.appendToStream(stream, [ev('EntitySpawned', { entityId, kind: 'item', attributes: { v: 1 }, locationId: null }, w)]);
+    await store.appendToStream(stream, [ev('EntityUpdated', { entityId, set: { v: 2 }, unset: [] }, w)]);
+    const { operation } = await rollbacks.rollback({ worldId: w, scope: { type: 'stream', streamId: stream, toRevision: 0 }, reason: 'x', actor: 'admin:ops' });
+    const outcomes = await Promise.all([1, 2, 3].map(() => rollbacks.restore({ operationId: operation.operationId, actor: 'admin:ops' })));
+    expect(new Set(outcomes.map((o) => o.operation.operationId)).size).toBe(1);
+    expect(outcomes.filter((o) => !o.duplicate)).toHaveLength(1);
+    expect((await store.readStream(stream)).map((e) => e.type)).toEqual(['EntitySpawned', 'EntityUpdated', 'StreamRolledBack', 'StreamRolledBack']);
   });
 
   it('optimistic concurrency: a rollback planned on a stale head is a conflict, and so is a write planned before the rollback', async () => {

@@ -221,7 +221,7 @@ export class ShadowTables {
     const next = `${name}${REBUILD_SUFFIX}`;
     const retired = `${name}__old${generation - 1}`;
     await withTransaction(this.pool, async (client) => {
-      await client.query("SET LOCAL lock_timeout = '10s'");
+      await client.query("SET LOCAL lock_timeout = '2s'");
       await client.query(`DROP TABLE IF EXISTS ${quote(retired)} CASCADE`);
       const liveIndexes = await this.indexes(client, name);
       const nextIndexes = await this.indexes(client, next);
@@ -359,6 +359,12 @@ export class RebuildWorker {
     const projection = RebuildJobs.projection(job.projection);
     const { name } = projection;
     const live = this.options.live;
+    if (job.state === 'switching' && !(await this.shadows.exists(name))) {
+      // The process died after the switch committed (it renames the copy away) and before the job was marked.
+      await this.jobs.update(job.jobId, { state: 'succeeded' });
+      this.logger.info(`rebuild ${job.jobId}: ${name} had switched before a restart; marked succeeded`);
+      return;
+    }
     const fresh = job.state === 'pending' || !(await this.shadows.exists(name));
     if (fresh) await this.shadows.create(name);
     const generation = live.generationOf(name) + 1;
@@ -409,10 +415,16 @@ export class RebuildWorker {
 
     try {
       await this.bulk(projection, shadowStore, generation, () => progress().then(() => undefined));
-      if (this.stopped) return;
+      if (this.stopped || !live.isLeader) return;
       shadow.start();
       for (;;) {
         if (this.stopped) return;
+        if (!live.isLeader) {
+          // Another process leads the projections now: its worker resumes this job from the copy's checkpoint.
+          await shadow.stop();
+          this.logger.warn(`rebuild ${job.jobId}: this process no longer leads the projections; leaving the job to the one that does`);
+          return;
+        }
         await new Promise((r) => setTimeout(r, this.options.progressIntervalMs ?? 1000));
         if (failures.length >= MAX_CONSECUTIVE_FAILURES) throw failures.at(-1);
         const at = await progress();
@@ -464,11 +476,16 @@ export class RebuildWorker {
     let scanned = 0;
     let last: RecordedEvent | null = null;
     let next = store.readFeedRange(from, head, categories, page);
+    // A read-ahead left behind (on a stop or a failure) must not end the process as an unhandled rejection.
+    next.catch(() => undefined);
     for (;;) {
-      if (this.stopped) return;
+      if (this.stopped || !this.options.live.isLeader) return;
       const { events, scannedTo } = await next;
       const done = scannedTo === null || comparePositions(scannedTo, head) >= 0;
-      if (!done) next = store.readFeedRange(scannedTo, head, categories, page);
+      if (!done) {
+        next = store.readFeedRange(scannedTo, head, categories, page);
+        next.catch(() => undefined);
+      }
       scanned += page;
       if (events.length > 0) {
         if (projection.kind === 'doc') await this.loadMissing(projection.name, docs, events, projection, shadowStore);
@@ -523,17 +540,31 @@ export class RebuildWorker {
   private async trySwitch(job: RebuildJob, name: string, generation: number, shadow: ProjectionRunner, shadowStore: ReadModelStore): Promise<number | null> {
     const live = this.options.live;
     const switched = await live.runExclusive(async (livePosition: Position | null) => {
+      // Only the leader's projector may be held and handed the new tables.
+      if (!live.isLeader) return null;
+      // A live projector with no position yet (nothing committed): the copy must reach the log's head instead.
+      const target = livePosition ?? (this.options.store instanceof PostgresEventStore ? await this.options.store.headPosition() : null);
       const deadline = Date.now() + 5000;
       for (;;) {
         const at = (await shadowStore.checkpoints()).find((c) => c.name === name)?.position ?? null;
-        if (livePosition === null || (at && comparePositions(at, livePosition) >= 0)) break;
+        if (target === null ? at !== null : at !== null && comparePositions(at, target) >= 0) break;
         if (Date.now() > deadline) return null;
         await new Promise((r) => setTimeout(r, 20));
       }
       await this.jobs.update(job.jobId, { state: 'switching' });
       await shadow.stop();
       const checkpoint = (await shadowStore.checkpoints()).find((c) => c.name === name);
-      const retired = await this.shadows.switch(name, generation);
+      let retired: string;
+      try {
+        retired = await this.shadows.switch(name, generation);
+      } catch (error) {
+        // A reader held the table past the lock timeout: nothing changed; carry on and try again next round.
+        if ((error as { code?: string }).code !== '55P03') throw error;
+        this.logger.warn(`rebuild ${job.jobId}: the switch of ${name} waited too long for a lock; trying again`);
+        await this.jobs.update(job.jobId, { state: 'running' });
+        shadow.start();
+        return null;
+      }
       live.adopt(name, generation);
       return { retired, processed: checkpoint ? Number(checkpoint.position.prepare) : 0 };
     });

@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { Pool, PoolClient } from 'pg';
-import { EVENT_SCHEMA_VERSIONS, parseStreamId, type RevisionRanges, type StreamRolledBack } from '@lorestore/domain';
+import { EVENT_SCHEMA_VERSIONS, inRanges, parseStreamId, type RevisionRanges, type StreamRolledBack } from '@lorestore/domain';
 import { deriveEventId, WrongExpectedVersionError, type PostgresEventStore, type StreamAppend } from '@lorestore/event-store';
 import type { StateAt } from './state-at';
 
@@ -213,8 +213,8 @@ export class Rollbacks {
 
   private async planActor(worldId: string, scope: Extract<RollbackScope, { type: 'actor' }>): Promise<RollbackPlan> {
     // The actor is the key that sent the command or the player/service it named (metadata.actorId).
-    const { rows } = await this.pool.query<{ stream_id: string; first_by_actor: string; head: string }>(
-      `SELECT e.stream_id, min(e.revision) AS first_by_actor, s.revision AS head
+    const { rows } = await this.pool.query<{ stream_id: string; revisions: string[]; head: string }>(
+      `SELECT e.stream_id, array_agg(e.revision ORDER BY e.revision) AS revisions, s.revision AS head
          FROM events e JOIN streams s ON s.stream_id = e.stream_id
         WHERE s.world_id = $1 AND e.created_at >= $2::timestamptz
           AND (e.metadata->>'actorId' = $3 OR e.metadata->>'actor' = $3) AND e.type <> 'StreamRolledBack'
@@ -222,7 +222,15 @@ export class Rollbacks {
         ORDER BY e.stream_id`,
       [worldId, scope.since, scope.actorId],
     );
-    const streams = rows.map((r) => this.planned(r.stream_id, Number(r.head), Number(r.first_by_actor) - 1));
+    // Only the actor's events still in effect: one an earlier rollback already undid is not undone
+    // again (a second actor rollback would otherwise reach back past it, over other actors' writes).
+    const found = await mapLimit(rows, PARALLEL_FOLDS, async (r) => {
+      const head = Number(r.head);
+      const reset = await this.options.stateAt.lastReset(r.stream_id, BigInt(head));
+      const inEffect = r.revisions.map(Number).filter((rev) => !reset || rev > reset.revision || inRanges(rev, reset.kept));
+      return inEffect.length > 0 ? this.planned(r.stream_id, head, inEffect[0]! - 1) : null;
+    });
+    const streams = found.filter((s): s is PlannedStream => s !== null);
     if (streams.length === 0) return { streams, collateral: [] };
     const { rows: others } = await this.pool.query<{ stream_id: string; actor: string; events: string; first: string; last: string }>(
       `SELECT e.stream_id, coalesce(e.metadata->>'actorId', e.metadata->>'actor', 'unknown') AS actor,
@@ -321,8 +329,8 @@ export class Rollbacks {
       });
       return { operation, duplicate: false };
     } catch (error) {
-      // Two restores of one rollback raced: the unique index let one through.
-      if ((error as { code?: string; constraint?: string }).constraint === 'rollback_operations_one_restore') {
+      // Two restores of one rollback raced: the unique index (or the streams' revisions) let one through.
+      if ((error as { code?: string; constraint?: string }).constraint === 'rollback_operations_one_restore' || error instanceof WrongExpectedVersionError) {
         const winner = await this.pool.query<{ operation_id: string }>('SELECT operation_id FROM rollback_operations WHERE restores = $1', [request.operationId]);
         const operation = winner.rows[0] && (await this.load(winner.rows[0].operation_id));
         if (operation) return { operation, duplicate: true };

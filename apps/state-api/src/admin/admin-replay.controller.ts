@@ -92,6 +92,9 @@ const stateView = (s: StreamStateAt) => ({
   eventsFolded: s.eventsFolded,
 });
 
+const ISO_CURSOR_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
 const cursorOut = (c: string | null) => (c === null ? null : Buffer.from(c).toString('base64url'));
 const cursorIn = (c: string | undefined) => (c === undefined ? undefined : Buffer.from(c, 'base64url').toString('utf8'));
 
@@ -213,7 +216,8 @@ export class AdminReplayController {
     let before: { createdAt: string; operationId: string } | undefined;
     if (raw !== undefined) {
       const [createdAt, operationId] = raw.split('_');
-      if (!createdAt || !operationId || Number.isNaN(Date.parse(createdAt)) || !/^[0-9a-f-]{36}$/.test(operationId)) {
+      // Exactly what `list` issues (an ISO time and a UUID): anything else would reach PostgreSQL's casts.
+      if (!createdAt || !operationId || !ISO_CURSOR_TIME.test(createdAt) || !UUID.test(operationId)) {
         throw new Problem(400, 'validation', 'Invalid request', 'cursor: not a cursor this service issued', { errors: [{ path: 'cursor', message: 'not a cursor this service issued' }] });
       }
       before = { createdAt, operationId };
