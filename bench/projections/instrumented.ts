@@ -47,10 +47,10 @@ export class TimedReadModels extends ReadModelStore {
     }
   }
 
-  override async commit(changes: BatchChanges, projections: readonly string[], eventCount: number): Promise<void> {
+  override async commit(changes: BatchChanges, projections: readonly string[], eventCount: number, generation = 1): Promise<void> {
     const started = performance.now();
     try {
-      await super.commit(changes, projections, eventCount);
+      await super.commit(changes, projections, eventCount, generation);
     } finally {
       this.commitMs += performance.now() - started;
     }
