@@ -1,6 +1,5 @@
-import { inRanges } from '@lorestore/domain';
 import type { RecordedEvent } from '@lorestore/event-store';
-import { ALL_PROJECTIONS, docKey, planBatch, type Doc, type HistoryRow, type Projection } from './projections';
+import { ALL_PROJECTIONS, applyHistoryReset, docKey, planBatch, type Doc, type HistoryRow, type Projection } from './projections';
 
 export const historyKey = (row: HistoryRow) => `${row.worldId}|${row.playerId}|${row.revision}|${row.at}`;
 
@@ -18,13 +17,7 @@ export class InlineReadModels {
   apply(events: readonly RecordedEvent[]): void {
     const changes = planBatch(this.projections, this.docs, events);
     for (const doc of changes.docs) this.docs.set(docKey(doc.table, doc.streamId), doc);
-    for (const reset of changes.historyResets) {
-      for (const row of this.history.values()) {
-        if (row.worldId === reset.worldId && row.playerId === reset.playerId && row.revision < reset.before) {
-          row.rolledBack = !inRanges(Number(row.revision), reset.kept);
-        }
-      }
-    }
+    for (const reset of changes.historyResets) applyHistoryReset(this.history.values(), reset);
     for (const row of changes.history) if (!this.history.has(historyKey(row))) this.history.set(historyKey(row), row);
   }
 }

@@ -1,5 +1,6 @@
 import {
   deciders,
+  inRanges,
   parseStreamId,
   upcast,
   type AggregateName,
@@ -115,7 +116,18 @@ export const playerHistoryProjection: RowProjection = {
   },
 };
 
-const inKept = (revision: bigint, kept: RevisionRanges) => kept.some(([a, b]) => revision >= BigInt(a) && revision <= BigInt(b));
+/**
+ * What a rollback means for history rows not yet written (or held in memory):
+ * each row of its player before it counts only if the restored state keeps it.
+ * Stored rows get the same rule in SQL (ReadModelStore's history_resets).
+ */
+export const applyHistoryReset = (rows: Iterable<HistoryRow>, reset: HistoryReset): void => {
+  for (const row of rows) {
+    if (row.worldId === reset.worldId && row.playerId === reset.playerId && row.revision < reset.before) {
+      row.rolledBack = !inRanges(Number(row.revision), reset.kept);
+    }
+  }
+};
 
 /** Every projection the service runs, in the order their writes are applied. */
 export const ALL_PROJECTIONS: readonly Projection[] = [
@@ -178,9 +190,7 @@ export const planBatch = (projections: readonly Projection[], current: ReadonlyM
       if (reset) {
         // Rows of this batch are marked here (the batch's one statement cannot see its own inserts);
         // stored rows by the reset in SQL. The last reset of a stream decides for every row before it.
-        for (const row of history) {
-          if (row.worldId === reset.worldId && row.playerId === reset.playerId && row.revision < reset.before) row.rolledBack = !inKept(row.revision, reset.kept);
-        }
+        applyHistoryReset(history, reset);
         resets.set(`${reset.worldId}|${reset.playerId}`, reset);
       }
     }

@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { Pool, PoolClient } from 'pg';
-import { inRanges } from '@lorestore/domain';
 import { comparePositions, PostgresEventStore, type EventStore, type Position, type RecordedEvent } from '@lorestore/event-store';
 import { withTransaction } from '@lorestore/infra';
 import {
   ALL_PROJECTIONS,
+  applyHistoryReset,
   docKey,
   docKeysOf,
   planBatch,
@@ -497,9 +497,7 @@ export class RebuildWorker {
         }
         for (const reset of planned.historyResets) {
           // Rows of earlier pages not written yet: the statement that writes them cannot also update them.
-          for (const row of rows) {
-            if (row.worldId === reset.worldId && row.playerId === reset.playerId && row.revision < reset.before) row.rolledBack = !inRanges(Number(row.revision), reset.kept);
-          }
+          applyHistoryReset(rows, reset);
           resets.set(`${reset.worldId}|${reset.playerId}`, reset);
         }
         rows.push(...planned.history);
