@@ -16,7 +16,7 @@ import {
 import { gameCommands, gameStep } from '../../libs/projections/src/testing/game-log';
 import fc from 'fast-check';
 import { createTestSchema, type TestSchema } from '../support/database';
-import { expectedOf, lastCommitted, readBackPostgres, wholeLog } from '../support/read-models';
+import { expectedOf, readBackPostgres, runnerCaughtUp, wholeLog } from '../support/read-models';
 
 /**
  * Blue-green rebuilds while the game keeps writing and reading: the rebuilt
@@ -99,15 +99,7 @@ describe('projection rebuild (blue-green) under concurrent writes and reads', ()
   });
 
   /** Until the live projector has applied `position` (default: the gap-safe head now). */
-  const caughtUp = async (position?: Position) => {
-    const head = position ?? (await lastCommitted(db.pool));
-    for (let i = 0; i < 1500; i++) {
-      const p = live.position;
-      if (head === null || (p && comparePositions(p, head) >= 0)) return;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    throw new Error('live projector did not catch up');
-  };
+  const caughtUp = (position?: Position) => runnerCaughtUp(live, db.pool, position, 30_000);
 
   const finished = async (jobId: string, timeoutMs = 60_000): Promise<RebuildJob> => {
     const deadline = Date.now() + timeoutMs;

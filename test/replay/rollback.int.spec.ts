@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { streamIds, type EntityState, type PlayerState } from '@lorestore/domain';
-import { comparePositions, PostgresEventStore, WrongExpectedVersionError, type EventData } from '@lorestore/event-store';
+import { PostgresEventStore, WrongExpectedVersionError, type EventData } from '@lorestore/event-store';
 import { InlineReadModels, MemoryHotState, ProjectionRunner, ReadModelStore } from '@lorestore/projections';
 import { migrateReplay, OperationIdReusedError, RestoreConflictError, Rollbacks, RollbackTargetError, SnapshotStore, StateAt } from '@lorestore/replay';
 import { createTestSchema, type TestSchema } from '../support/database';
-import { expectedOf, lastCommitted, readBackPostgres, wholeLog } from '../support/read-models';
+import { expectedOf, readBackPostgres, runnerCaughtUp, wholeLog } from '../support/read-models';
 
 const at = () => new Date().toISOString();
 const ev = (type: string, data: Record<string, unknown>, worldId: string, actorId?: string): EventData => ({
@@ -62,15 +62,7 @@ describe('rollback and restore', () => {
    * Until the projector has applied every event committed in this schema so
    * far (not the gap-safe head, which another suite's open transaction may hold back).
    */
-  const caughtUp = async () => {
-    const head = await lastCommitted(db.pool);
-    for (let i = 0; i < 500; i++) {
-      const p = runner.position;
-      if (head === null || (p && comparePositions(p, head) >= 0)) return;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    throw new Error('projector did not catch up');
-  };
+  const caughtUp = () => runnerCaughtUp(runner, db.pool);
 
   const entityDoc = async (worldId: string, id: string) => (await readModels.getDoc('entities', worldId, id))?.state as EntityState | undefined;
   const visibleHistory = async (worldId: string, playerId: string) =>

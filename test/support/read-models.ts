@@ -2,7 +2,7 @@ import type Redis from 'ioredis';
 import type { Cluster } from 'ioredis';
 import { hotKey, type Doc, type InlineReadModels } from '@lorestore/projections';
 import type { Pool } from 'pg';
-import type { EventStore, Position, RecordedEvent } from '@lorestore/event-store';
+import { comparePositions, type EventStore, type Position, type RecordedEvent } from '@lorestore/event-store';
 
 /** The feed position of the last event committed in the pool's schema (not gap-safe: for tests that wait for their own writes). */
 export const lastCommitted = async (pool: Pool): Promise<Position | null> => {
@@ -10,6 +10,21 @@ export const lastCommitted = async (pool: Pool): Promise<Position | null> => {
     'SELECT transaction_id::text AS commit, position FROM events ORDER BY events.transaction_id DESC, events.position DESC LIMIT 1',
   );
   return rows[0] ? { commit: BigInt(rows[0].commit), prepare: BigInt(rows[0].position) } : null;
+};
+
+/**
+ * Waits until a runner has applied `position`, by default the last event
+ * committed in the pool's schema (not the gap-safe head, which another
+ * suite's open transaction may hold back); polls for at most `timeoutMs`.
+ */
+export const runnerCaughtUp = async (runner: { position: Position | null }, pool: Pool, position?: Position, timeoutMs = 10_000): Promise<void> => {
+  const head = position ?? (await lastCommitted(pool));
+  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; ) {
+    const p = runner.position;
+    if (head === null || (p && comparePositions(p, head) >= 0)) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error('the projector did not catch up');
 };
 
 /** The whole log through the gap-safe feed, once it holds the last event committed in the schema. */
