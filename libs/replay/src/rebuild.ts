@@ -469,6 +469,9 @@ export class RebuildWorker {
     const page = this.options.bulk?.pageSize ?? BULK_PAGE;
     const flushEvents = this.options.bulk?.flushEvents ?? BULK_FLUSH_EVENTS;
     const docs = new Map<string, Doc>();
+    // A copy with no checkpoint is empty (rows and checkpoint commit together): until documents are
+    // evicted, the map holds every document it has, and a miss needs no lookup.
+    let allInMemory = from === null;
     const dirty = new Map<string, Doc>();
     let rows: HistoryRow[] = [];
     let resets = new Map<string, HistoryReset>();
@@ -488,7 +491,7 @@ export class RebuildWorker {
       }
       scanned += page;
       if (events.length > 0) {
-        if (projection.kind === 'doc') await this.loadMissing(projection.name, docs, events, projection, shadowStore);
+        if (projection.kind === 'doc' && !allInMemory) await this.loadMissing(projection.name, docs, events, projection, shadowStore);
         const planned = planBatch([projection], docs, events);
         for (const doc of planned.docs) {
           if (generation !== 1) doc.generation = generation;
@@ -515,7 +518,10 @@ export class RebuildWorker {
         resets = new Map();
         pending = 0;
         scanned = 0;
-        if (docs.size > BULK_MAX_DOCS) docs.clear();
+        if (docs.size > BULK_MAX_DOCS) {
+          docs.clear();
+          allInMemory = false;
+        }
         await onFlush();
       }
       if (done) return;
