@@ -126,6 +126,7 @@ export class GameTraffic {
       case 'entity.update':
       case 'entity.move':
       case 'npc.record_memory':
+      case 'npc.forget_memory':
       case 'entity.despawn':
       case 'entity.spawn':
         return this.entityCommand(type, w, metadata);
@@ -194,7 +195,6 @@ export class GameTraffic {
         metadata,
         data: {
           npcId: entityId,
-          memoryId: randomUUID(),
           text: `saw ${this.pick(ACTIONS)} near zone z${this.int(40)} at dusk; felt ${this.pick(MOODS)}`,
           // Real embeddings are 384-1536 floats; 16 keep the log realistic in shape without dominating its size.
           embedding: Array.from({ length: 16 }, () => Math.round(this.random() * 1e4) / 1e4),

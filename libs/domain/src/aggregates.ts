@@ -42,6 +42,7 @@ export const routeCommand = (command: DomainCommand): CommandRoute => {
     case 'entity.despawn':
       return { aggregate: 'entity', streamId: streamIds.entity(worldId, command.data.entityId) };
     case 'npc.record_memory':
+    case 'npc.forget_memory':
       return { aggregate: 'entity', streamId: streamIds.entity(worldId, command.data.npcId) };
     case 'world.advance_time':
     case 'world.set_weather':

@@ -1,4 +1,5 @@
 import type { Command, CommandMetadata, Decider, Event, JsonObject } from './decider';
+import { uuidV7 } from './ids';
 import { refuse } from './refusal';
 import type { StreamRolledBack } from './rollback';
 
@@ -12,9 +13,10 @@ export type MoveEntity = Command<'entity.move', { entityId: string; locationId: 
 export type DespawnEntity = Command<'entity.despawn', { entityId: string; reason?: string | null }>;
 export type RecordNpcMemory = Command<
   'npc.record_memory',
-  { npcId: string; memoryId: string; text: string; embedding: number[]; importance?: number; subjects?: string[] }
+  { npcId: string; text: string; embedding: number[]; importance?: number; subjects?: string[] }
 >;
-export type EntityCommand = SpawnEntity | UpdateEntity | MoveEntity | DespawnEntity | RecordNpcMemory;
+export type ForgetNpcMemory = Command<'npc.forget_memory', { npcId: string; memoryId: string }>;
+export type EntityCommand = SpawnEntity | UpdateEntity | MoveEntity | DespawnEntity | RecordNpcMemory | ForgetNpcMemory;
 
 // ── events ──────────────────────────────────────────────────────────────────
 export type EntitySpawned = Event<
@@ -36,7 +38,21 @@ export type NpcMemoryRecorded = Event<
     at: string;
   }
 >;
-export type EntityEvent = EntitySpawned | EntityUpdated | EntityMoved | EntityDespawned | NpcMemoryRecorded | StreamRolledBack<EntityState>;
+/**
+ * The NPC forgets one memory: it leaves search (the vector index projection
+ * drops it). Like every event it can be rolled back, which brings the memory
+ * back. The NPC's state does not list its memories (an NPC may hold tens of
+ * thousands), so forgetting an id it never had changes nothing downstream.
+ */
+export type NpcMemoryForgotten = Event<'NpcMemoryForgotten', { npcId: string; memoryId: string; at: string }>;
+export type EntityEvent =
+  | EntitySpawned
+  | EntityUpdated
+  | EntityMoved
+  | EntityDespawned
+  | NpcMemoryRecorded
+  | NpcMemoryForgotten
+  | StreamRolledBack<EntityState>;
 
 // ── state ───────────────────────────────────────────────────────────────────
 type EntityCore = {
@@ -99,7 +115,9 @@ export const decideEntity = (command: EntityCommand, state: EntityState): Entity
     case 'npc.record_memory': {
       const active = requireActive(state, command.data.npcId);
       if (active.kind !== 'npc') return refuse('not_an_npc', `entity ${active.entityId} is a ${active.kind}, not an npc`);
-      const { npcId, memoryId, text, embedding, importance, subjects } = command.data;
+      const { npcId, text, embedding, importance, subjects } = command.data;
+      // A UUIDv7 of the decision's instant, its other bits from the commandId: unique, time-ordered, and pure.
+      const memoryId = uuidV7(Date.parse(command.metadata.now), `memory:${command.metadata.commandId}`);
       return [
         {
           type: 'NpcMemoryRecorded',
@@ -114,6 +132,11 @@ export const decideEntity = (command: EntityCommand, state: EntityState): Entity
           },
         },
       ];
+    }
+    case 'npc.forget_memory': {
+      const active = requireActive(state, command.data.npcId);
+      if (active.kind !== 'npc') return refuse('not_an_npc', `entity ${active.entityId} is a ${active.kind}, not an npc`);
+      return [{ type: 'NpcMemoryForgotten', data: { npcId: command.data.npcId, memoryId: command.data.memoryId, at: at(command.metadata) } }];
     }
     default: {
       const _exhaustive: never = command;
@@ -153,6 +176,9 @@ export const evolveEntity = (state: EntityState, event: EntityEvent): EntityStat
     case 'NpcMemoryRecorded':
       if (state.status !== 'active') return state;
       return { ...state, memoryCount: state.memoryCount + 1, updatedAt: event.data.at };
+    case 'NpcMemoryForgotten':
+      // memoryCount counts memories recorded; the index knows which are still remembered.
+      return state;
     case 'StreamRolledBack':
       return event.data.state;
     default: {

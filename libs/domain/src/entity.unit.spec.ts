@@ -1,5 +1,6 @@
 import { fold } from './decider';
 import { DEFAULT_MEMORY_IMPORTANCE, entityDecider, type EntityEvent } from './entity';
+import { uuidV7, uuidV7Time } from './ids';
 import { DeciderSpecification, metadata, T0, T1, T2 } from './testing/decider-spec';
 
 const spec = DeciderSpecification.for(entityDecider);
@@ -178,19 +179,35 @@ describe('entity.despawn', () => {
 });
 
 describe('npc.record_memory', () => {
-  const memory = { npcId: NPC, memoryId: MEMORY, text: 'The stranger paid in gold.', embedding: [0.1, 0.2, 0.3] };
+  const memory = { npcId: NPC, text: 'The stranger paid in gold.', embedding: [0.1, 0.2, 0.3] };
+  const memoryId = (at: string) => uuidV7(Date.parse(at), `memory:${metadata(at).commandId}`);
 
   it('records a memory with importance 5 and no subjects by default', () =>
     spec
       .given([spawned()])
       .when({ type: 'npc.record_memory', data: memory, metadata: metadata(T1) })
-      .then([{ type: 'NpcMemoryRecorded', data: { ...memory, importance: DEFAULT_MEMORY_IMPORTANCE, subjects: [], at: T1 } }]));
+      .then([{ type: 'NpcMemoryRecorded', data: { ...memory, memoryId: memoryId(T1), importance: DEFAULT_MEMORY_IMPORTANCE, subjects: [], at: T1 } }]));
+
+  it('names the memory with a UUIDv7 of the decision instant, the same each time the same command is decided', () => {
+    const [first] = entityDecider.decide({ type: 'npc.record_memory', data: memory, metadata: metadata(T1) }, fold(entityDecider, [spawned()]));
+    const [again] = entityDecider.decide({ type: 'npc.record_memory', data: memory, metadata: metadata(T1) }, fold(entityDecider, [spawned()]));
+    const [other] = entityDecider.decide(
+      { type: 'npc.record_memory', data: memory, metadata: { ...metadata(T1), commandId: '3f6c1d8e-0b1a-4c55-9e0e-5a1f2b3c4d99' } },
+      fold(entityDecider, [spawned()]),
+    );
+    const id = (first!.data as { memoryId: string }).memoryId;
+    expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(uuidV7Time(id)).toBe(Date.parse(T1));
+    expect((again!.data as { memoryId: string }).memoryId).toBe(id);
+    // Another command in the same millisecond: another id (the brief's npc_timestamp ids collided here).
+    expect((other!.data as { memoryId: string }).memoryId).not.toBe(id);
+  });
 
   it('keeps the given importance and subjects', () =>
     spec
       .given([spawned()])
       .when({ type: 'npc.record_memory', data: { ...memory, importance: 9, subjects: [PLAYER] }, metadata: metadata(T1) })
-      .then([{ type: 'NpcMemoryRecorded', data: { ...memory, importance: 9, subjects: [PLAYER], at: T1 } }]));
+      .then([{ type: 'NpcMemoryRecorded', data: { ...memory, memoryId: memoryId(T1), importance: 9, subjects: [PLAYER], at: T1 } }]));
 
   it('refuses an entity that is not an npc', () =>
     spec.given([spawned('item')]).when({ type: 'npc.record_memory', data: memory, metadata: metadata(T1) }).thenThrows('not_an_npc'));
@@ -202,7 +219,28 @@ describe('npc.record_memory', () => {
     spec.given([spawned(), despawned]).when({ type: 'npc.record_memory', data: memory, metadata: metadata(T2) }).thenThrows('gone'));
 
   it('counts memories and stamps updatedAt', () => {
-    const recorded = (at: string): EntityEvent => ({ type: 'NpcMemoryRecorded', data: { ...memory, importance: 5, subjects: [], at } });
+    const recorded = (at: string): EntityEvent => ({ type: 'NpcMemoryRecorded', data: { ...memory, memoryId: memoryId(at), importance: 5, subjects: [], at } });
     expect(fold(entityDecider, [spawned(), recorded(T1), recorded(T2)])).toMatchObject({ memoryCount: 2, updatedAt: T2 });
+  });
+});
+
+describe('npc.forget_memory', () => {
+  const forget = { npcId: NPC, memoryId: MEMORY };
+
+  it('forgets a memory of an active npc', () =>
+    spec
+      .given([spawned()])
+      .when({ type: 'npc.forget_memory', data: forget, metadata: metadata(T1) })
+      .then([{ type: 'NpcMemoryForgotten', data: { ...forget, at: T1 } }]));
+
+  it('refuses an entity that is not an npc', () =>
+    spec.given([spawned('item')]).when({ type: 'npc.forget_memory', data: forget, metadata: metadata(T1) }).thenThrows('not_an_npc'));
+
+  it('refuses an npc that was never spawned', () =>
+    spec.given([]).when({ type: 'npc.forget_memory', data: forget, metadata: metadata(T1) }).thenThrows('not_found'));
+
+  it('changes nothing in the npc state (memoryCount counts memories recorded)', () => {
+    const before = fold(entityDecider, [spawned()]);
+    expect(entityDecider.evolve(before, { type: 'NpcMemoryForgotten', data: { ...forget, at: T2 } })).toBe(before);
   });
 });

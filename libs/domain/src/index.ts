@@ -7,3 +7,4 @@ export * from './narrative';
 export * from './aggregates';
 export * from './schema';
 export * from './rollback';
+export * from './ids';

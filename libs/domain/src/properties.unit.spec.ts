@@ -118,14 +118,18 @@ const entityCommand: fc.Arbitrary<EntityCommand> = fc.oneof(
     data: fc.record(
       {
         npcId: fc.constant(ENTITY),
-        memoryId: fc.uuid(),
         text: fc.string(),
         embedding: fc.array(fc.double({ noNaN: true, min: -1, max: 1 }), { maxLength: 4 }),
         importance: fc.integer({ min: 1, max: 10 }),
         subjects: fc.subarray([uuid(21), uuid(22)]),
       },
-      { requiredKeys: ['npcId', 'memoryId', 'text', 'embedding'] },
+      { requiredKeys: ['npcId', 'text', 'embedding'] },
     ),
+    metadata: meta,
+  }),
+  fc.record({
+    type: fc.constant('npc.forget_memory' as const),
+    data: fc.record({ npcId: fc.constant(ENTITY), memoryId: fc.uuid() }),
     metadata: meta,
   }),
 );

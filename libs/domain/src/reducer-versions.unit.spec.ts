@@ -40,7 +40,7 @@ const histories: Record<AggregateName, { commands: Omit<DomainCommand, 'metadata
       { type: 'entity.spawn', data: { entityId: E, kind: 'npc', attributes: { name: 'Ada', hp: 10 }, locationId: L1 } },
       { type: 'entity.update', data: { entityId: E, set: { hp: 7, mood: 'calm' }, unset: ['name'] } },
       { type: 'entity.move', data: { entityId: E, locationId: L2 } },
-      { type: 'npc.record_memory', data: { npcId: E, memoryId: Q, text: 'met a stranger', embedding: [0.1, 0.2], importance: 8, subjects: [P] } },
+      { type: 'npc.record_memory', data: { npcId: E, text: 'met a stranger', embedding: [0.1, 0.2], importance: 8, subjects: [P] } },
       { type: 'entity.despawn', data: { entityId: E, reason: 'slain' } },
     ] as Omit<DomainCommand, 'metadata'>[],
   },

@@ -11,6 +11,7 @@ export const EVENT_SCHEMA_VERSIONS: Record<EventType, number> = {
   EntityMoved: 1,
   EntityDespawned: 1,
   NpcMemoryRecorded: 1,
+  NpcMemoryForgotten: 1,
   WorldTimeAdvanced: 1,
   WeatherChanged: 1,
   FactionStandingSet: 1,

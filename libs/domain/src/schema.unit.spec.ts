@@ -61,7 +61,8 @@ describe('EVENT_SCHEMA_VERSIONS', () => {
       { type: 'entity.spawn', data: { entityId: NPC, kind: 'npc', attributes: {} }, metadata: m },
       { type: 'entity.update', data: { entityId: NPC, set: { a: 1 }, unset: [] }, metadata: m },
       { type: 'entity.move', data: { entityId: NPC, locationId: OTHER }, metadata: m },
-      { type: 'npc.record_memory', data: { npcId: NPC, memoryId: OTHER, text: 'hi', embedding: [1] }, metadata: m },
+      { type: 'npc.record_memory', data: { npcId: NPC, text: 'hi', embedding: [1] }, metadata: m },
+      { type: 'npc.forget_memory', data: { npcId: NPC, memoryId: OTHER }, metadata: m },
       { type: 'entity.despawn', data: { entityId: NPC }, metadata: metadata(T1) },
     ]),
     ...decideAll<WorldState, WorldCommand, WorldEvent>(worldDecider, [

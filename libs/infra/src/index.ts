@@ -1,3 +1,4 @@
 export * from './postgres/embedded';
 export * from './postgres/migrate';
 export * from './postgres/pool';
+export * from './postgres/lease';

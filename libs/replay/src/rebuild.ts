@@ -97,7 +97,14 @@ const JOB_COLUMNS = 'job_id, projection, state, processed, total, events_per_sec
 
 /** The rebuild jobs table: what the API writes and reads, and what the worker takes. */
 export class RebuildJobs {
-  constructor(private readonly pool: Pool) {}
+  /**
+   * `known`: the projections this instance requests and takes jobs for (the
+   * read models by default; the vector index's own rebuild runs elsewhere).
+   */
+  constructor(
+    private readonly pool: Pool,
+    private readonly known: readonly string[] = ALL_PROJECTIONS.map((p) => p.name),
+  ) {}
 
   static projection(name: string): Projection {
     const projection = ALL_PROJECTIONS.find((p) => p.name === name);
@@ -107,7 +114,7 @@ export class RebuildJobs {
 
   /** A new pending job; refused while another rebuild of the projection is unfinished. */
   async request(projection: string, requestedBy: string, reason: string | null): Promise<RebuildJob> {
-    RebuildJobs.projection(projection);
+    if (!this.known.includes(projection)) throw new UnknownProjectionError(`unknown projection "${projection}"; known: ${this.known.join(', ')}`);
     try {
       const { rows } = await this.pool.query<JobRow>(
         `INSERT INTO projection_jobs (job_id, projection, state, requested_by, reason) VALUES ($1, $2, 'pending', $3, $4) RETURNING ${JOB_COLUMNS}`,
@@ -138,7 +145,10 @@ export class RebuildJobs {
 
   /** Unfinished jobs, oldest first: the ones a worker takes (a running one after a crash is resumed). */
   async unfinished(): Promise<RebuildJob[]> {
-    const { rows } = await this.pool.query<JobRow>(`SELECT ${JOB_COLUMNS} FROM projection_jobs WHERE state IN ('pending', 'running', 'switching') ORDER BY created_at`);
+    const { rows } = await this.pool.query<JobRow>(
+      `SELECT ${JOB_COLUMNS} FROM projection_jobs WHERE state IN ('pending', 'running', 'switching') AND projection = ANY ($1::text[]) ORDER BY created_at`,
+      [this.known],
+    );
     return rows.map(toJob);
   }
 

@@ -71,6 +71,7 @@ export const payloadSchemas = {
   'narrative.advance_plot': z.object({ plotId: slug, stage: text(128), choices: jsonObject.optional() }).strict(),
   'narrative.set_flag': z.object({ flag: slug, value: z.json() }).strict(),
   'npc.record_memory': memorySchema.extend({ npcId: id }).strict(),
+  'npc.forget_memory': z.object({ npcId: id, memoryId: id }).strict(),
 } satisfies Record<CommandType, z.ZodType>;
 
 export const COMMAND_TYPES = Object.keys(payloadSchemas) as CommandType[];

@@ -39,8 +39,8 @@ export class CommandsController {
     @Body() body: unknown,
     @Req() request: AuthenticatedRequest,
   ): Promise<{ memoryId: string; position: number | null; revision: number; duplicate: boolean }> {
-    const { command, memoryId } = parseMemory(worldId, npcId, body, request.principal!, correlationIdFrom(request.headers['x-correlation-id']));
+    const command = parseMemory(worldId, npcId, body, request.principal!, correlationIdFrom(request.headers['x-correlation-id']));
     const result = await this.commandBus.execute<typeof command, CommandResponse>(command);
-    return { memoryId, position: result.position, revision: result.revision, duplicate: result.duplicate };
+    return { memoryId: result.memoryId!, position: result.position, revision: result.revision, duplicate: result.duplicate };
   }
 }

@@ -36,6 +36,8 @@ export type CommandResponse = {
   position: number | null;
   events: { type: string; revision: number; position: number }[];
   duplicate: boolean;
+  /** `npc.record_memory` only: the id the decider gave the memory (the stored one, for a repeated command). */
+  memoryId?: string;
 };
 
 type StreamView = {
@@ -99,20 +101,32 @@ export class ExecuteCommandHandler implements ICommandHandler<ExecuteCommand, Co
     try {
       const response = await this.decideAndAppend(command, expectedRevision, hash, correlationId);
       this.metrics.commands.inc({ type: command.type, outcome: response.duplicate ? 'duplicate' : 'ok' });
-      return response;
+      return await this.withMemoryId(command, response);
     } catch (error) {
       // A copy of this command may have won a race with us: then its answer is ours.
       if (error instanceof DomainRefusal || error instanceof WrongExpectedVersionError) {
         const prior = await this.store.commandResult(command.metadata.commandId);
         if (prior && prior.commandHash === hash) {
           this.metrics.commands.inc({ type: command.type, outcome: 'duplicate' });
-          return toCommandResponse(prior.result);
+          return await this.withMemoryId(command, toCommandResponse(prior.result));
         }
         if (prior) throw new CommandIdReusedError(command.metadata.commandId);
       }
       this.metrics.commands.inc({ type: command.type, outcome: error instanceof DomainRefusal ? 'refused' : error instanceof WrongExpectedVersionError ? 'conflict' : 'error' });
       throw error;
     }
+  }
+
+  /**
+   * The decider names a memory (a UUIDv7 of the instant it decided), so the
+   * answer reads it back from the stored event: a repeated command gets the
+   * id the first one stored.
+   */
+  private async withMemoryId(command: DomainCommand, response: CommandResponse): Promise<CommandResponse> {
+    const recorded = command.type === 'npc.record_memory' ? response.events.find((e) => e.type === 'NpcMemoryRecorded') : undefined;
+    if (!recorded) return response;
+    const [event] = await this.store.readStream(response.streamId, { fromRevision: BigInt(recorded.revision), maxCount: 1 });
+    return { ...response, memoryId: (event?.data as { memoryId?: string } | undefined)?.memoryId };
   }
 
   private async decideAndAppend(

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { CommandType, DomainCommand } from '@lorestore/domain';
-import { deriveEventId, type ExpectedRevision } from '@lorestore/event-store';
+import type { ExpectedRevision } from '@lorestore/event-store';
 import type { Principal } from '../auth/api-keys';
 import { Problem } from '../http/problem';
 import { parseOrThrow } from '../http/validate';
@@ -12,9 +12,6 @@ export const worldIdSchema = slug;
 const toExpected = (value: number | 'any' | 'no_stream' | 'exists' | undefined): ExpectedRevision | undefined =>
   typeof value === 'number' ? BigInt(value) : value;
 
-/** Memory ids derive from the commandId, so a retried command answers with the same memoryId. */
-const memoryIdFor = (commandId: string) => deriveEventId(commandId, -1);
-
 /** Who a command acts for: the envelope's actorId, else for a player's command the player. */
 const actorIdOf = (type: CommandType, data: unknown, actorId: string | undefined): string | undefined =>
   actorId ?? (type.startsWith('player.') ? ((data as { playerId?: string }).playerId ?? undefined) : undefined);
@@ -23,7 +20,7 @@ const build = (type: CommandType, data: unknown, worldId: string, commandId: str
   const actsFor = actorIdOf(type, data, actorId);
   return {
     type,
-    data: type === 'npc.record_memory' ? { ...(data as object), memoryId: memoryIdFor(commandId) } : data,
+    data,
     metadata: { commandId, worldId, actor: `${principal.role}:${principal.keyId}`, ...(actsFor ? { actorId: actsFor } : {}), now: new Date().toISOString() },
   } as DomainCommand;
 };
@@ -55,12 +52,12 @@ export const parseMemory = (
   body: unknown,
   principal: Principal,
   correlationId: string,
-): { command: ExecuteCommand; memoryId: string } => {
+): ExecuteCommand => {
   const worldId = parseOrThrow(worldIdSchema, worldIdParam, 'worldId');
   const npcId = parseOrThrow(id, npcIdParam, 'npcId');
   const { commandId = randomUUID(), ...memory } = parseOrThrow(memoryBodySchema, body ?? {});
   const command = build('npc.record_memory', { ...memory, npcId }, worldId, commandId, principal);
-  return { command: new ExecuteCommand(command, undefined, correlationId), memoryId: memoryIdFor(commandId) };
+  return new ExecuteCommand(command, undefined, correlationId);
 };
 
 export const correlationIdFrom = (header: unknown): string =>

@@ -1,0 +1,54 @@
+import { parseStreamId, upcast, type NpcMemoryForgotten, type NpcMemoryRecorded, type RevisionRanges, type StreamRolledBack } from '@lorestore/domain';
+import type { RecordedEvent } from '@lorestore/event-store';
+
+/** What one event of the feed does to the memory rows, in feed order. */
+export type MemoryOp =
+  | {
+      kind: 'record';
+      memoryId: string;
+      worldId: string;
+      npcId: string;
+      revision: bigint;
+      position: bigint;
+      text: string;
+      importance: number;
+      subjects: string[];
+      createdAt: string;
+      embedding: number[];
+    }
+  | { kind: 'forget'; memoryId: string; worldId: string; npcId: string; revision: bigint; position: bigint }
+  /** A rollback or restore of the NPC: of its memories before `before`, only those `kept` count, and only the forgets `kept`. */
+  | { kind: 'reset'; worldId: string; npcId: string; before: bigint; kept: RevisionRanges; position: bigint };
+
+/** The ops of a batch of the feed: only events of entity streams touch memories. */
+export const planMemoryOps = (events: readonly RecordedEvent[]): MemoryOp[] => {
+  const ops: MemoryOp[] = [];
+  for (const event of events) {
+    if (event.type !== 'NpcMemoryRecorded' && event.type !== 'NpcMemoryForgotten' && event.type !== 'StreamRolledBack') continue;
+    const stream = parseStreamId(event.streamId);
+    if (stream?.aggregate !== 'entity') continue;
+    const data = upcast(event.type, event.schemaVersion, event.data);
+    const base = { worldId: stream.worldId, npcId: stream.id, position: event.position.prepare };
+    if (event.type === 'NpcMemoryRecorded') {
+      const d = data as NpcMemoryRecorded['data'];
+      ops.push({
+        kind: 'record',
+        ...base,
+        memoryId: d.memoryId,
+        revision: event.revision,
+        text: d.text,
+        importance: d.importance,
+        subjects: d.subjects,
+        createdAt: d.at,
+        embedding: d.embedding,
+      });
+    } else if (event.type === 'NpcMemoryForgotten') {
+      const d = data as NpcMemoryForgotten['data'];
+      ops.push({ kind: 'forget', ...base, memoryId: d.memoryId, revision: event.revision });
+    } else {
+      const d = data as StreamRolledBack<unknown>['data'];
+      ops.push({ kind: 'reset', ...base, before: event.revision, kept: d.kept });
+    }
+  }
+  return ops;
+};

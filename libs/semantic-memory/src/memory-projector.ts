@@ -1,0 +1,244 @@
+import type { Pool } from 'pg';
+import { AdvisoryLease, withTransaction } from '@lorestore/infra';
+import { START, type EventStore, type Position, type RecordedEvent } from '@lorestore/event-store';
+import { planMemoryOps } from './memory-plan';
+import type { MemoryStore, PendingSync } from './memory-store';
+import { isExternal, type ExternalVectorIndex, type VectorIndex } from './vector-index';
+import { bytesToVector } from './vectors';
+
+export type MemoryLogger = { info(msg: string): void; warn(msg: string): void; error(msg: string): void };
+
+export type MemoryProjectorOptions = {
+  store: EventStore;
+  pool: Pool;
+  memories: MemoryStore;
+  /** The index searched; an external one (Pinecone) is sent the changes after each commit. Null for a rebuild's copy. */
+  index: VectorIndex | null;
+  /** The checkpoint's name: the table's (`npc_memories`, or its copy's). */
+  checkpointName: string;
+  batchSize: number;
+  lockName: string;
+  /** Rows sent to the external index per round. */
+  syncBatch?: number;
+  logger?: MemoryLogger;
+  onBatch?: (info: { events: number; memories: number; ms: number; position: Position }) => void;
+  onError?: (error: unknown) => void;
+};
+
+const silent: MemoryLogger = { info: () => undefined, warn: () => undefined, error: () => undefined };
+const MAX_BACKOFF_MS = 5000;
+
+/**
+ * The vector-index projection: follows the global feed from its checkpoint
+ * and turns the memory events of NPC streams (recorded, forgotten, rolled
+ * back, restored) into memory rows, committed with the checkpoint in one
+ * transaction, so a crash neither loses nor doubles one. With an external
+ * index the rows are its outbox: after each commit the rows it does not yet
+ * reflect are sent (upserts, deletes) and marked, retried until it takes them.
+ * One projector per database leads (advisory lock); others wait.
+ */
+export class MemoryProjector {
+  private readonly logger: MemoryLogger;
+  private readonly lease: AdvisoryLease;
+  private stopped = true;
+  private loop: Promise<void> | null = null;
+  private syncLoop: Promise<void> | null = null;
+  private subscription: { unsubscribe(): Promise<void> } | null = null;
+  private checkpoint: Position | null = null;
+  private gate: Promise<void> = Promise.resolve();
+  private readonly sleepers = new Set<() => void>();
+  private syncKick: (() => void) | null = null;
+  private waiters = new Set<() => void>();
+
+  constructor(private readonly options: MemoryProjectorOptions) {
+    this.logger = options.logger ?? silent;
+    this.lease = new AdvisoryLease(options.pool, options.lockName, () => void this.subscription?.unsubscribe());
+  }
+
+  get isLeader(): boolean {
+    return this.lease.held;
+  }
+
+  /** The position of the last event committed, as this process knows it. */
+  get position(): Position | null {
+    return this.checkpoint;
+  }
+
+  get name(): string {
+    return this.options.checkpointName;
+  }
+
+  start(): void {
+    if (this.loop) return;
+    this.stopped = false;
+    this.loop = this.run();
+    const index = this.options.index;
+    if (index && isExternal(index)) this.syncLoop = this.syncForever(index);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const wake of [...this.sleepers]) wake();
+    this.syncKick?.();
+    await this.subscription?.unsubscribe().catch(() => undefined);
+    await this.loop;
+    await this.syncLoop;
+    this.loop = null;
+    this.syncLoop = null;
+    this.lease.release();
+  }
+
+  /** Runs `fn` between two batches (a rebuild's switch). */
+  runExclusive<T>(fn: (position: Position | null) => Promise<T>): Promise<T> {
+    return this.withGate(() => fn(this.checkpoint));
+  }
+
+  /** Resolves on the next commit, or after `ms`. */
+  nextCommit(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.waiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.waiters.add(done);
+    });
+  }
+
+  private async withGate<T>(fn: () => Promise<T>): Promise<T> {
+    const previous = this.gate;
+    let release!: () => void;
+    this.gate = new Promise((resolve) => (release = resolve));
+    await previous;
+    try {
+      return await fn();
+    } finally {
+      release();
+    }
+  }
+
+  private async run(): Promise<void> {
+    let backoff = 100;
+    while (!this.stopped) {
+      try {
+        if (!(await this.lease.acquire())) {
+          await this.sleep(1000);
+          continue;
+        }
+        await this.follow();
+        backoff = 100;
+      } catch (error) {
+        if (this.stopped) break;
+        this.options.onError?.(error);
+        this.logger.warn(`memory projector: ${(error as Error).message}; retrying in ${backoff} ms`);
+        await this.sleep(backoff);
+        backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+      }
+    }
+  }
+
+  private async follow(): Promise<void> {
+    this.checkpoint = await this.storedCheckpoint();
+    const subscription = this.options.store.subscribeToAll({ fromPosition: this.checkpoint ?? START, batchSize: this.options.batchSize });
+    this.subscription = subscription;
+    try {
+      for await (const batch of subscription.batches()) {
+        if (this.stopped || !this.lease.held) break;
+        await this.apply(batch);
+      }
+    } finally {
+      this.subscription = null;
+      await subscription.unsubscribe();
+    }
+  }
+
+  private async storedCheckpoint(): Promise<Position | null> {
+    const { rows } = await this.options.pool.query<{ commit: string; position: string }>(
+      'SELECT commit::text, position FROM projection_checkpoints WHERE name = $1',
+      [this.options.checkpointName],
+    );
+    return rows[0] ? { commit: BigInt(rows[0].commit), prepare: BigInt(rows[0].position) } : null;
+  }
+
+  /** One batch of the feed: rows and checkpoint in one transaction. Public for tests that deliver batches themselves. */
+  async apply(events: readonly RecordedEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    await this.withGate(async () => {
+      const started = performance.now();
+      const ops = planMemoryOps(events);
+      const last = events.at(-1)!;
+      await withTransaction(this.options.pool, (client) =>
+        this.options.memories.apply(client, ops, { name: this.options.checkpointName, position: last.position, time: last.created, events: events.length }),
+      );
+      this.checkpoint = last.position;
+      this.options.onBatch?.({ events: events.length, memories: ops.length, ms: performance.now() - started, position: last.position });
+      if (ops.length > 0) this.syncKick?.();
+      const waiters = this.waiters;
+      this.waiters = new Set();
+      for (const wake of waiters) wake();
+    });
+  }
+
+  /** Sends the external index what it does not yet reflect, until nothing is left; true if it sent anything. */
+  async syncOnce(index: ExternalVectorIndex): Promise<number> {
+    let sent = 0;
+    for (;;) {
+      const pending = await this.options.memories.pendingSync(this.options.syncBatch ?? 500);
+      if (pending.length === 0) return sent;
+      const upserts = pending.filter((p) => p.visible);
+      const deletes = new Map<string, PendingSync[]>();
+      for (const p of pending) {
+        if (p.visible) continue;
+        if (!deletes.has(p.worldId)) deletes.set(p.worldId, []);
+        deletes.get(p.worldId)!.push(p);
+      }
+      if (upserts.length > 0) {
+        await index.upsert(
+          upserts.map((p) => ({
+            memoryId: p.memoryId,
+            worldId: p.worldId,
+            npcId: p.npcId,
+            vector: bytesToVector(p.embedding),
+            text: p.text,
+            importance: p.importance,
+            createdAt: p.createdAt,
+            position: p.position,
+          })),
+        );
+      }
+      for (const [worldId, rows] of deletes) await index.remove(worldId, rows.map((r) => r.memoryId));
+      await this.options.memories.markSynced(pending);
+      sent += pending.length;
+    }
+  }
+
+  private async syncForever(index: ExternalVectorIndex): Promise<void> {
+    let backoff = 200;
+    while (!this.stopped) {
+      const kicked = new Promise<void>((resolve) => (this.syncKick = resolve));
+      try {
+        if (this.lease.held) await this.syncOnce(index);
+        backoff = 200;
+        await Promise.race([kicked, this.sleep(1000)]);
+      } catch (error) {
+        if (this.stopped) break;
+        this.logger.warn(`memory projector: the ${index.kind} index did not take the changes (${(error as Error).message}); retrying in ${backoff} ms`);
+        await this.sleep(backoff);
+        backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+      }
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.sleepers.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.sleepers.add(done);
+    });
+  }
+}
