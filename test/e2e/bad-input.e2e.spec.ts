@@ -142,14 +142,14 @@ describe('bad input is refused with a problem and changes nothing (e2e)', () => 
 
     it('an unknown NPC → 404, nothing appended', async () => {
       const unknown = randomUUID();
-      expectProblem(await send({ text: 'hi', embedding: [1] }, { url: memories(unknown) }), 404);
+      expectProblem(await send({ text: 'hi', embedding: [1, 0] }, { url: memories(unknown) }), 404);
       expect(await eventCount(`entity-${world}-${unknown}`)).toBe(0);
     });
 
     it('an item rather than an NPC → 422, nothing appended', async () => {
       const before = await eventCount(`entity-${world}-${itemId}`);
       expect(before).toBe(1);
-      expectProblem(await send({ text: 'hi', embedding: [1] }, { url: memories(itemId) }), 422);
+      expectProblem(await send({ text: 'hi', embedding: [1, 0] }, { url: memories(itemId) }), 422);
       expect(await eventCount(`entity-${world}-${itemId}`)).toBe(before);
     });
   });

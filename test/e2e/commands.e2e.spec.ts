@@ -105,8 +105,8 @@ describe('commands through HTTP (e2e)', () => {
     const docs = await t.request({ method: 'GET', url: '/docs/json', key: null });
     const post = docs.body.paths['/v1/worlds/{worldId}/commands'].post;
     const variants = post.requestBody.content['application/json'].schema.oneOf.map((v: { title: string }) => v.title);
-    expect(variants).toEqual(expect.arrayContaining(['entity.spawn', 'world.set_weather', 'player.set_profile', 'npc.record_memory']));
-    expect(variants).toHaveLength(13);
+    expect(variants).toEqual(expect.arrayContaining(['entity.spawn', 'world.set_weather', 'player.set_profile', 'npc.record_memory', 'npc.forget_memory']));
+    expect(variants).toHaveLength(14);
     expect(JSON.stringify(docs.body)).not.toMatch(/\$defs|"\$schema"/);
     const token = docs.body.paths['/v1/worlds/{worldId}/state'].get.parameters.find((p: { name: string }) => p.name === 'x-consistency-token');
     expect(token.required).toBe(false);

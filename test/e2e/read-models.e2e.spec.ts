@@ -112,10 +112,15 @@ describeWithRedis('read models through HTTP (e2e, Redis hot state)', (redisUrl) 
     await get(`/v1/worlds/${world}/state`, position);
     expect((await t.request({ method: 'GET', url: '/v1/admin/projections', key: null })).status).toBe(401);
     expect((await get('/v1/admin/projections')).status).toBe(403);
-    const list = await get('/v1/admin/projections', undefined, ADMIN_KEY);
+    // The memory index's projection runs on its own checkpoint: wait for it too.
+    let list = await get('/v1/admin/projections', undefined, ADMIN_KEY);
+    for (let i = 0; i < 200 && list.body.some((p: { checkpoint: number | null }) => (p.checkpoint ?? 0) < position); i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      list = await get('/v1/admin/projections', undefined, ADMIN_KEY);
+    }
     expect(list.status).toBe(200);
     const names = list.body.map((p: { name: string }) => p.name);
-    expect(names).toEqual(['entities', 'world_state', 'narrative_state', 'player_state', 'player_history']);
+    expect(names).toEqual(['entities', 'world_state', 'narrative_state', 'player_state', 'player_history', 'npc_memories']);
     for (const p of list.body) {
       expect(p.checkpoint).toBeGreaterThanOrEqual(position);
       expect(p.checkpointCommit).toMatch(/^\d+$/);

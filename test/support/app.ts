@@ -12,7 +12,7 @@ export type TestApp = {
   app: NestFastifyApplication;
   db: TestSchema;
   /** Injects a request without a socket (fast, deterministic); headers default to the game key and JSON. */
-  request: (options: { method: 'GET' | 'POST'; url: string; body?: unknown; headers?: Record<string, string>; key?: string | null }) => Promise<{
+  request: (options: { method: 'GET' | 'POST' | 'DELETE'; url: string; body?: unknown; headers?: Record<string, string>; key?: string | null }) => Promise<{
     status: number;
     body: any; // eslint-disable-line @typescript-eslint/no-explicit-any -- tests read arbitrary JSON
     headers: Record<string, unknown>;
@@ -29,7 +29,7 @@ export const startTestApp = async (label: string, env: Record<string, string> = 
   if (!sharedWith) await db.pool.end();
   // Suites run side by side on one PostgreSQL cluster, and a suite's long transaction holds every
   // gap-safe feed of the cluster back (see README, operations note): reads wait longer than in production.
-  const config = loadConfig({ DATABASE_URL: db.url, DATABASE_SCHEMA: db.schema, LOG_LEVEL: 'silent', NODE_ENV: 'test', CONSISTENCY_WAIT_MS: '10000', ...env });
+  const config = loadConfig({ DATABASE_URL: db.url, DATABASE_SCHEMA: db.schema, LOG_LEVEL: 'silent', NODE_ENV: 'test', CONSISTENCY_WAIT_MS: '10000', VECTOR_DIMENSION: '2', ...env });
   const keys = ApiKeyRing.parse(`${ADMIN_KEY}:admin,${GAME_KEY}:game`);
   const app = await createApp({ config, databaseUrl: db.url, keys }, { logger: false, docsUi: false });
   const fastify = app.getHttpAdapter().getInstance();

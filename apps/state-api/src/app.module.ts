@@ -12,6 +12,7 @@ import { CommandsController } from './commands/commands.controller';
 import { ExecuteCommandHandler } from './commands/execute-command';
 import { APP_CONFIG, type AppConfig } from './config';
 import { HealthController } from './health/health.controller';
+import { MemoryController } from './memory/memory.controller';
 import { ProblemFilter } from './http/problem.filter';
 import { Metrics } from './metrics/metrics';
 import { PersistenceModule } from './persistence/persistence.module';
@@ -65,7 +66,7 @@ export class AppModule {
         },
         PersistenceModule.forRoot(runtime.databaseUrl),
       ],
-      controllers: [CommandsController, QueriesController, AdminProjectionsController, AdminReplayController, HealthController],
+      controllers: [CommandsController, QueriesController, MemoryController, AdminProjectionsController, AdminReplayController, HealthController],
       providers: [
         { provide: API_KEY_RING, useValue: runtime.keys },
         { provide: APP_GUARD, useClass: ApiKeyGuard },

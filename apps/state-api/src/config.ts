@@ -65,6 +65,21 @@ export const configSchema = z.object({
   PLAYER_HISTORY_RETENTION_MONTHS: int(1, 1200).optional(),
   /** A snapshot of an aggregate's state every this many events of its stream (state-at folds at most this many). */
   SNAPSHOT_EVERY: int(10, 1_000_000).default(100),
+  /** Where NPC memories are searched: `embedded` (in process, over the rows in PostgreSQL) or `pinecone`. */
+  VECTOR_INDEX: z.enum(['embedded', 'pinecone']).default('embedded'),
+  /** The length of every embedding, fixed per deployment (1,536 for OpenAI's text-embedding-3-small). */
+  VECTOR_DIMENSION: int(1, 4096).default(1536),
+  PINECONE_API_KEY: z.string().min(1).optional(),
+  /** The index's name (the client looks its host up) … */
+  PINECONE_INDEX: z.string().min(1).optional(),
+  /** … or its data-plane host, e.g. https://memories-abc123.svc.aped-1234.pinecone.io. */
+  PINECONE_HOST: z.string().min(1).optional(),
+  /** Prepended to each world's namespace, so deployments can share an index. */
+  PINECONE_NAMESPACE_PREFIX: z.string().max(64).default(''),
+  /** NPCs with at most this many memories are searched exactly; larger ones by an i8 scan and an exact re-rank. */
+  MEMORY_EXACT_MAX: int(1, 10_000_000).default(4096),
+  /** Memory vectors the embedded index keeps in process, in MiB (least recently searched NPCs dropped beyond). */
+  MEMORY_INDEX_MAX_MB: int(16, 1_048_576).default(2048),
 });
 
 export type AppConfig = z.infer<typeof configSchema> & { dataDir: string };
@@ -86,6 +101,9 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): AppConfig => {
   const config = parsed.data;
   if (config.EVENT_STORE === 'esdb') {
     throw new ConfigError('EVENT_STORE=esdb is not available in this version yet; use EVENT_STORE=postgres (the default)');
+  }
+  if (config.VECTOR_INDEX === 'pinecone' && (!config.PINECONE_API_KEY || (!config.PINECONE_INDEX && !config.PINECONE_HOST))) {
+    throw new ConfigError('VECTOR_INDEX=pinecone needs PINECONE_API_KEY and PINECONE_INDEX (or PINECONE_HOST)');
   }
   if (config.NODE_ENV === 'production' && !config.API_KEYS && !config.API_KEYS_FILE) {
     throw new ConfigError('API_KEYS (or API_KEYS_FILE) is required when NODE_ENV=production');

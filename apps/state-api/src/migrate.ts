@@ -1,6 +1,7 @@
 import { PostgresEventStore } from '@lorestore/event-store';
 import { ReadModelStore } from '@lorestore/projections';
 import { migrateReplay } from '@lorestore/replay';
+import { migrateSemanticMemory } from '@lorestore/semantic-memory';
 import { createPostgresPool } from '@lorestore/infra';
 import { ConfigError, loadConfig } from './config';
 import { resolveDatabase } from './runtime';
@@ -18,6 +19,7 @@ const main = async () => {
       ...(await PostgresEventStore.migrate(pool, config.DATABASE_SCHEMA)),
       ...(await ReadModelStore.migrate(pool, config.DATABASE_SCHEMA)),
       ...(await migrateReplay(pool, config.DATABASE_SCHEMA)),
+      ...(await migrateSemanticMemory(pool, config.DATABASE_SCHEMA)),
     ];
     say(applied.length ? `applied ${applied.join(', ')}` : 'nothing to apply');
   } finally {

@@ -1,5 +1,6 @@
 import { Controller, Get } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { MEMORY_PROJECTION } from '@lorestore/semantic-memory';
 import { RequireRole } from '../auth/auth.guard';
 import { ApiProblems } from '../http/openapi';
 import { ProjectionsService } from '../projections/projections.service';
@@ -18,11 +19,15 @@ export class AdminProjectionsController {
     description:
       'An array, one item per projection: `{ name, version, checkpoint, checkpointCommit, lag: { events, ms }, eventsProcessed, updatedAt, status, projector }`. ' +
       '`checkpoint` is the position of the last event applied (compare it with a command’s `position`); `status` is `not_started`, `caught_up`, `catching_up` or `stalled` ' +
-      '(behind and no progress for 30 s); `projector` says whether this instance runs the projections (`inline`, and whether it leads) or another process does (`external`).',
+      '(behind and no progress for 30 s); `npc_memories` is the NPC memory index; `projector` says whether this instance runs the projections (`inline`, and whether it leads) or another process does (`external`).',
   })
   async list() {
     const runner = this.projections.runner;
-    const projector = runner ? { mode: 'inline', leader: runner.isLeader } : { mode: 'external' };
-    return (await this.projections.statuses()).map((status) => ({ ...status, projector }));
+    const memory = this.projections.memoryProjector;
+    const projector = (name: string) => {
+      const own = name === MEMORY_PROJECTION ? memory : runner;
+      return own ? { mode: 'inline', leader: own.isLeader } : { mode: 'external' };
+    };
+    return (await this.projections.statuses()).map((status) => ({ ...status, projector: projector(status.name) }));
   }
 }

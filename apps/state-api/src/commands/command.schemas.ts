@@ -40,6 +40,19 @@ export const memorySchema = z
   })
   .strict();
 
+const weight = z.number().min(0, 'a weight is ≥ 0').max(100, 'a weight is ≤ 100');
+
+/** `POST /v1/worlds/{w}/npcs/{npcId}/memories/search`. */
+export const memorySearchSchema = z
+  .object({
+    embedding: memorySchema.shape.embedding,
+    topK: z.number().int('must be an integer').min(1, 'topK is 1–100').max(100, 'topK is 1–100').default(5),
+    minScore: z.number().refine(Number.isFinite, 'must be a finite number').optional(),
+    minPosition: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+    weights: z.object({ relevance: weight, recency: weight, importance: weight }).partial().strict().optional(),
+  })
+  .strict();
+
 export const payloadSchemas = {
   'entity.spawn': z
     .object({ entityId: id, kind: text(64), attributes: jsonObject.default({}), locationId: id.optional() })

@@ -1,7 +1,8 @@
-import { Body, Controller, HttpCode, Param, Post, Req } from '@nestjs/common';
+import { Body, Controller, HttpCode, Inject, Param, Post, Req } from '@nestjs/common';
 import { CommandBus } from '@nestjs/cqrs';
 import { ApiBearerAuth, ApiBody, ApiHeader, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { AuthenticatedRequest } from '../auth/auth.guard';
+import { APP_CONFIG, type AppConfig } from '../config';
 import { ApiProblems, commandRequestJsonSchema, memoryRequestJsonSchema } from '../http/openapi';
 import type { CommandResponse } from './execute-command';
 import { correlationIdFrom, parseCommand, parseMemory } from './parse-command';
@@ -11,7 +12,10 @@ import { correlationIdFrom, parseCommand, parseMemory } from './parse-command';
 @ApiHeader({ name: 'x-correlation-id', required: false, description: 'carried into the events’ metadata' })
 @Controller('v1/worlds/:worldId')
 export class CommandsController {
-  constructor(private readonly commandBus: CommandBus) {}
+  constructor(
+    private readonly commandBus: CommandBus,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
 
   @Post('commands')
   @HttpCode(200)
@@ -24,7 +28,7 @@ export class CommandsController {
     @Body() body: unknown,
     @Req() request: AuthenticatedRequest,
   ): Promise<CommandResponse> {
-    return this.commandBus.execute(parseCommand(worldId, body, request.principal!, correlationIdFrom(request.headers['x-correlation-id'])));
+    return this.commandBus.execute(parseCommand(worldId, body, request.principal!, correlationIdFrom(request.headers['x-correlation-id']), this.config.VECTOR_DIMENSION));
   }
 
   @Post('npcs/:npcId/memories')
@@ -39,7 +43,7 @@ export class CommandsController {
     @Body() body: unknown,
     @Req() request: AuthenticatedRequest,
   ): Promise<{ memoryId: string; position: number | null; revision: number; duplicate: boolean }> {
-    const command = parseMemory(worldId, npcId, body, request.principal!, correlationIdFrom(request.headers['x-correlation-id']));
+    const command = parseMemory(worldId, npcId, body, request.principal!, correlationIdFrom(request.headers['x-correlation-id']), this.config.VECTOR_DIMENSION);
     const result = await this.commandBus.execute<typeof command, CommandResponse>(command);
     return { memoryId: result.memoryId!, position: result.position, revision: result.revision, duplicate: result.duplicate };
   }

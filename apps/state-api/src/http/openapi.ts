@@ -1,7 +1,7 @@
 import { applyDecorators } from '@nestjs/common';
 import { ApiHeader, ApiQuery, ApiResponse } from '@nestjs/swagger';
 import { z } from 'zod';
-import { commandEnvelopeSchema, memorySchema, payloadSchemas } from '../commands/command.schemas';
+import { commandEnvelopeSchema, memorySchema, memorySearchSchema, payloadSchemas } from '../commands/command.schemas';
 
 type JsonSchema = Record<string, unknown>;
 
@@ -35,6 +35,7 @@ export const commandRequestJsonSchema: JsonSchema = {
 };
 
 export const memoryRequestJsonSchema: JsonSchema = toSchema(memorySchema);
+export const memorySearchJsonSchema: JsonSchema = toSchema(memorySearchSchema);
 
 const problem = { description: 'application/problem+json: type, title, status, detail (and errors[{ path, message }] for 400)' };
 

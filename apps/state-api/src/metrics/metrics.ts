@@ -48,6 +48,20 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly memoryProjectedEvents = new Counter({
+    name: 'lorestore_memory_projector_events_total',
+    help: 'Events the NPC memory projection has read in this process (PROJECTOR=inline or the projector app)',
+    registers: [this.registry],
+  });
+
+  readonly memorySearchDuration = new Histogram({
+    name: 'lorestore_memory_search_duration_seconds',
+    help: 'NPC memory searches: candidates from the vector index, rows, scoring, last-access update',
+    labelNames: ['index'] as const,
+    buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25],
+    registers: [this.registry],
+  });
+
   readonly hotReads = new Counter({
     name: 'lorestore_hot_state_reads_total',
     help: 'Hot-state reads by result: hit, miss (filled from PostgreSQL), error or timeout (answered from PostgreSQL)',

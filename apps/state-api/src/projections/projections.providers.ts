@@ -1,8 +1,18 @@
-import type { Logger, Provider } from '@nestjs/common';
+import { Logger as NestLogger, type Logger, type Provider } from '@nestjs/common';
 import type { Pool } from 'pg';
 import type { EventStore } from '@lorestore/event-store';
 import { MemoryHotState, ProjectionRunner, ReadModelStore, RedisHotState, type HotStateStore, type RunnerLogger } from '@lorestore/projections';
 import { RebuildWorker } from '@lorestore/replay';
+import {
+  EmbeddedVectorIndex,
+  MEMORY_PROJECTION,
+  MemoryProjector,
+  MemoryRebuildWorker,
+  MemoryStore,
+  PineconeVectorIndex,
+  migrateSemanticMemory,
+  type VectorIndex,
+} from '@lorestore/semantic-memory';
 import type { AppConfig } from '../config';
 import { APP_CONFIG } from '../config';
 import { Metrics } from '../metrics/metrics';
@@ -11,6 +21,8 @@ import { PG_POOL } from '../persistence/tokens';
 export const HOT_STATE = Symbol('HOT_STATE');
 export const READ_MODELS = Symbol('READ_MODELS');
 export const PROJECTION_RUNNER = Symbol('PROJECTION_RUNNER');
+export const MEMORY_STORE = Symbol('MEMORY_STORE');
+export const VECTOR_INDEX = Symbol('VECTOR_INDEX');
 
 /** Redis Cluster, one Redis node, or the in-process store, as configured. */
 export const createHotState = (config: AppConfig): HotStateStore => {
@@ -64,6 +76,52 @@ export const createRebuildWorker = (
     logger: runnerLogger(deps.logger),
   });
 
+/** The NPC memory index: embedded (in process, over the rows in PostgreSQL) or Pinecone. */
+export const createVectorIndex = (config: AppConfig, memories: MemoryStore, logger: Logger): VectorIndex =>
+  config.VECTOR_INDEX === 'pinecone'
+    ? new PineconeVectorIndex({
+        apiKey: config.PINECONE_API_KEY!,
+        host: config.PINECONE_HOST,
+        indexName: config.PINECONE_INDEX,
+        namespacePrefix: config.PINECONE_NAMESPACE_PREFIX,
+        logger: { warn: (m) => logger.warn(m) },
+      })
+    : new EmbeddedVectorIndex(memories, {
+        dimension: config.VECTOR_DIMENSION,
+        exactMax: config.MEMORY_EXACT_MAX,
+        maxBytes: config.MEMORY_INDEX_MAX_MB * 1024 * 1024,
+        logger: { warn: (m) => logger.warn(m) },
+      });
+
+/** The vector-index projection and its rebuild jobs: where the live projections run. */
+export const createMemoryProjection = (
+  config: AppConfig,
+  deps: { store: EventStore; pool: Pool; memories: MemoryStore; index: VectorIndex; metrics: Metrics; logger: Logger },
+): { projector: MemoryProjector; rebuilds: MemoryRebuildWorker } => {
+  const logger = runnerLogger(deps.logger);
+  const projector = new MemoryProjector({
+    store: deps.store,
+    pool: deps.pool,
+    memories: deps.memories,
+    index: deps.index,
+    checkpointName: MEMORY_PROJECTION,
+    batchSize: config.PROJECTION_BATCH_SIZE,
+    lockName: `lorestore.memory-projector.${config.DATABASE_SCHEMA}`,
+    logger,
+    onBatch: ({ events }) => deps.metrics.memoryProjectedEvents.inc(events),
+  });
+  const rebuilds = new MemoryRebuildWorker({
+    pool: deps.pool,
+    store: deps.store,
+    live: projector,
+    external: config.VECTOR_INDEX !== 'embedded',
+    schema: config.DATABASE_SCHEMA,
+    batchSize: config.PROJECTION_BATCH_SIZE,
+    logger,
+  });
+  return { projector, rebuilds };
+};
+
 /** The read side's providers: read models, hot state, and (when PROJECTOR=inline) the runner that keeps them current. */
 export const projectionProviders: Provider[] = [
   {
@@ -75,4 +133,18 @@ export const projectionProviders: Provider[] = [
     },
   },
   { provide: HOT_STATE, inject: [APP_CONFIG], useFactory: (config: AppConfig) => createHotState(config) },
+  {
+    provide: MEMORY_STORE,
+    // After the read models' migrations: the memory rows' checkpoint lives in their table.
+    inject: [PG_POOL, APP_CONFIG, READ_MODELS],
+    useFactory: async (pool: Pool, config: AppConfig) => {
+      await migrateSemanticMemory(pool, config.DATABASE_SCHEMA);
+      return new MemoryStore(pool, MEMORY_PROJECTION, config.VECTOR_INDEX !== 'embedded');
+    },
+  },
+  {
+    provide: VECTOR_INDEX,
+    inject: [APP_CONFIG, MEMORY_STORE],
+    useFactory: (config: AppConfig, memories: MemoryStore) => createVectorIndex(config, memories, new NestLogger('VectorIndex')),
+  },
 ];

@@ -6,7 +6,8 @@ import { APP_CONFIG, type AppConfig } from '../config';
 import { Metrics } from '../metrics/metrics';
 import { EVENT_STORE, PG_POOL } from '../persistence/tokens';
 import type { RebuildWorker } from '@lorestore/replay';
-import { HOT_STATE, READ_MODELS, createRebuildWorker, createRunner } from './projections.providers';
+import { MEMORY_PROJECTION, type MemoryProjector, type MemoryRebuildWorker, type MemoryStore, type VectorIndex } from '@lorestore/semantic-memory';
+import { HOT_STATE, MEMORY_STORE, READ_MODELS, VECTOR_INDEX, createMemoryProjection, createRebuildWorker, createRunner } from './projections.providers';
 
 export type ProjectionStatus = {
   name: string;
@@ -35,6 +36,9 @@ export class ProjectionsService implements OnApplicationBootstrap, BeforeApplica
   private readonly logger = new Logger('Projector');
   readonly runner: ProjectionRunner | null;
   private readonly rebuilds: RebuildWorker | null;
+  /** The NPC memory index's projection, run beside the read models'. */
+  readonly memoryProjector: MemoryProjector | null;
+  private readonly memoryRebuilds: MemoryRebuildWorker | null;
   private generations: { at: number; byName: Promise<Map<string, number>> } | null = null;
   private cached: { at: number; checkpoints: Promise<Map<string, Position>> } | null = null;
 
@@ -44,6 +48,8 @@ export class ProjectionsService implements OnApplicationBootstrap, BeforeApplica
     @Inject(PG_POOL) private readonly pool: Pool,
     @Inject(READ_MODELS) private readonly readModels: ReadModelStore,
     @Inject(HOT_STATE) private readonly hot: HotStateStore,
+    @Inject(MEMORY_STORE) memories: MemoryStore,
+    @Inject(VECTOR_INDEX) private readonly vectorIndex: VectorIndex,
     metrics: Metrics,
   ) {
     this.runner =
@@ -58,15 +64,23 @@ export class ProjectionsService implements OnApplicationBootstrap, BeforeApplica
           })
         : null;
     this.rebuilds = this.runner ? createRebuildWorker(config, { store, pool, hot, runner: this.runner, logger: this.logger }) : null;
+    const memory = this.runner ? createMemoryProjection(config, { store, pool, memories, index: vectorIndex, metrics, logger: this.logger }) : null;
+    this.memoryProjector = memory?.projector ?? null;
+    this.memoryRebuilds = memory?.rebuilds ?? null;
     metrics.registerProjectionLag(() => this.statuses());
   }
 
   onApplicationBootstrap(): void {
     this.runner?.start();
     this.rebuilds?.start();
+    this.memoryProjector?.start();
+    this.memoryRebuilds?.start();
   }
 
   async beforeApplicationShutdown(): Promise<void> {
+    await this.memoryRebuilds?.stop();
+    await this.memoryProjector?.stop();
+    await this.vectorIndex.close();
     await this.rebuilds?.stop();
     await this.runner?.stop();
     await this.hot.close();
@@ -79,7 +93,8 @@ export class ProjectionsService implements OnApplicationBootstrap, BeforeApplica
    */
   async checkpoints(): Promise<Map<string, Position>> {
     const own = this.runner?.isLeader ? this.runner.position : null;
-    if (own) return new Map(this.runner!.names.map((n) => [n, own]));
+    const memory = this.memoryProjector?.isLeader ? this.memoryProjector.position : null;
+    if (own && memory) return new Map([...this.runner!.names.map((n): [string, Position] => [n, own]), [MEMORY_PROJECTION, memory]]);
     const now = Date.now();
     if (!this.cached || now - this.cached.at > 5) {
       const checkpoints = this.readModels.checkpoints().then((list) => new Map(list.map((c) => [c.name, c.position])));
@@ -111,8 +126,9 @@ export class ProjectionsService implements OnApplicationBootstrap, BeforeApplica
     return (await this.generations.byName).get(projection) ?? 1;
   }
 
-  /** Resolves on the inline runner's next commit, or after `ms`. */
-  nextCommit(ms: number): Promise<void> {
+  /** Resolves on the next commit of the inline runner (or of the memory projection, for it), or after `ms`. */
+  nextCommit(ms: number, projection?: string): Promise<void> {
+    if (projection === MEMORY_PROJECTION && this.memoryProjector) return this.memoryProjector.nextCommit(ms);
     return new Promise((resolve) => {
       const cancel = this.runner?.onceCommitted(() => {
         clearTimeout(timer);
@@ -135,7 +151,7 @@ export class ProjectionsService implements OnApplicationBootstrap, BeforeApplica
       return lags.get(key)!;
     };
     return Promise.all(
-      ALL_PROJECTIONS.map(async (p): Promise<ProjectionStatus> => {
+      [...ALL_PROJECTIONS, { name: MEMORY_PROJECTION, version: 1 }].map(async (p): Promise<ProjectionStatus> => {
         const c = stored.get(p.name);
         const behind = await lagOf(c?.position ?? null);
         const idleMs = c ? Date.now() - c.updatedAt.getTime() : 0;

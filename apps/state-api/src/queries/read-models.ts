@@ -100,7 +100,7 @@ export class ReadModels {
           { 'retry-after': '1' },
         );
       }
-      await (this.projections.runner?.isLeader ? this.projections.nextCommit(Math.min(left, 50)) : timeout(Math.min(delay, left)));
+      await (this.projections.runner?.isLeader ? this.projections.nextCommit(Math.min(left, 50), projection) : timeout(Math.min(delay, left)));
     }
   }
 

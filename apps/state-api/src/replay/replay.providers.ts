@@ -2,7 +2,9 @@ import { Inject, Injectable, Logger, type OnApplicationBootstrap, type Provider 
 import { REDUCER_VERSIONS } from '@lorestore/domain';
 import type { Pool } from 'pg';
 import { PostgresEventStore, type EventStore } from '@lorestore/event-store';
+import { ALL_PROJECTIONS } from '@lorestore/projections';
 import { RebuildJobs, Rollbacks, SnapshotStore, StateAt } from '@lorestore/replay';
+import { MEMORY_PROJECTION } from '@lorestore/semantic-memory';
 import { APP_CONFIG, type AppConfig } from '../config';
 import { EVENT_STORE, PG_POOL } from '../persistence/tokens';
 
@@ -47,6 +49,11 @@ export const replayProviders: Provider[] = [
       return new Rollbacks({ store, pool, stateAt });
     },
   },
-  { provide: REBUILD_JOBS, inject: [PG_POOL], useFactory: (pool: Pool) => new RebuildJobs(pool) },
+  // Every projection can be rebuilt from the API: the read models and the NPC memory index.
+  {
+    provide: REBUILD_JOBS,
+    inject: [PG_POOL],
+    useFactory: (pool: Pool) => new RebuildJobs(pool, [...ALL_PROJECTIONS.map((p) => p.name), MEMORY_PROJECTION]),
+  },
   SnapshotPruner,
 ];
