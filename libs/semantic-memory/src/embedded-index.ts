@@ -54,7 +54,7 @@ export class NpcVectors {
     let slot = this.slots.get(id);
     if (slot === undefined) {
       slot = this.ids.length;
-      if ((slot + 1) * d > this.f32.length) this.grow(Math.max(16, slot * 2));
+      if ((slot + 1) * d > this.f32.length) this.grow(Math.max(16, Math.ceil(slot * 1.5)));
       this.ids.push(id);
       this.slots.set(id, slot);
     }
@@ -208,8 +208,8 @@ export class EmbeddedVectorIndex implements VectorIndex {
   }
 
   private async refresh(key: string, worldId: string, npcId: string, cached: NpcVectors | undefined): Promise<NpcVectors | null> {
-    const block = cached ?? new NpcVectors(this.options.dimension);
-    const changes = await this.store.changes(worldId, npcId, block.seen);
+    const changes = await this.store.changes(worldId, npcId, cached?.seen ?? 0n);
+    const block = cached ?? new NpcVectors(this.options.dimension, Math.max(16, changes.length));
     this.apply(block, changes);
     this.npcs.delete(key);
     this.npcs.set(key, block);

@@ -135,7 +135,8 @@ export class MemoryStore {
   /** The last change to an NPC's memories (0 when it has none), and the projection's generation (a rebuild's switch raises it). */
   async head(worldId: string, npcId: string): Promise<{ changedAt: bigint; generation: number }> {
     const { rows } = await this.pool.query<{ head: string | null; generation: number | null }>(
-      `SELECT (SELECT max(changed_at) FROM ${this.table} WHERE world_id = $1 AND npc_id = $2) AS head,
+      // ORDER BY … LIMIT 1, not max(): one step back along the index whatever the planner's statistics say.
+      `SELECT (SELECT changed_at FROM ${this.table} WHERE world_id = $1 AND npc_id = $2 ORDER BY changed_at DESC LIMIT 1) AS head,
               (SELECT generation FROM projection_checkpoints WHERE name = $3) AS generation`,
       [worldId, npcId, this.table],
     );
@@ -166,9 +167,12 @@ export class MemoryStore {
       last_accessed_at: Date | null;
       position: string;
     }>(
-      `SELECT m.memory_id, m.world_id, m.npc_id, m.text, m.importance, m.subjects, m.created_at, a.last_accessed_at, m.position
-         FROM ${this.table} m LEFT JOIN npc_memory_access a USING (memory_id)
-        WHERE m.memory_id = ANY ($3::uuid[]) AND m.world_id = $1 AND m.npc_id = $2 AND ${VISIBLE.replace(/(rolled_back|forgotten)/g, 'm.$1')}`,
+      // The candidates by primary key first (materialised, so the planner cannot trade it for a scan of the NPC's rows), then the checks.
+      `WITH hit AS MATERIALIZED (SELECT memory_id, world_id, npc_id, text, importance, subjects, created_at, position, rolled_back, forgotten
+                                   FROM ${this.table} WHERE memory_id = ANY ($3::uuid[]))
+       SELECT m.memory_id, m.world_id, m.npc_id, m.text, m.importance, m.subjects, m.created_at, a.last_accessed_at, m.position
+         FROM hit m LEFT JOIN npc_memory_access a USING (memory_id)
+        WHERE m.world_id = $1 AND m.npc_id = $2 AND ${VISIBLE.replace(/(rolled_back|forgotten)/g, 'm.$1')}`,
       [worldId, npcId, ids],
     );
     return rows.map((r) => ({
@@ -184,11 +188,18 @@ export class MemoryStore {
     }));
   }
 
-  /** Retrieval marks what it returned as accessed now (Generative Agents' recency). */
+  /**
+   * Retrieval marks what it returned as accessed now (Generative Agents'
+   * recency). Committed without waiting for the WAL flush (one statement,
+   * `synchronous_commit` off for its own transaction): an access time is a
+   * hint, and a server crash that loses the last few costs nothing, while a
+   * flush would double the latency of every search.
+   */
   async touch(ids: readonly string[], at: Date): Promise<void> {
     if (ids.length === 0) return;
     await this.pool.query(
-      `INSERT INTO npc_memory_access (memory_id, last_accessed_at) SELECT unnest($1::uuid[]), $2
+      `WITH async AS (SELECT set_config('synchronous_commit', 'off', true))
+       INSERT INTO npc_memory_access (memory_id, last_accessed_at) SELECT id, $2 FROM unnest($1::uuid[]) AS id, async
        ON CONFLICT (memory_id) DO UPDATE SET last_accessed_at = greatest(npc_memory_access.last_accessed_at, excluded.last_accessed_at)`,
       [ids, at],
     );
