@@ -34,3 +34,11 @@ export class EventIdConflictError extends Error {
 export class EventStoreUnavailableError extends Error {
   override readonly name = 'EventStoreUnavailableError';
 }
+
+/** The stream was deleted for good (an EventStoreDB tombstone): nothing can be appended to it again. */
+export class StreamDeletedError extends Error {
+  override readonly name = 'StreamDeletedError';
+  constructor(readonly streamId: string) {
+    super(`stream ${streamId} was deleted for good (tombstoned)`);
+  }
+}

@@ -59,6 +59,12 @@ export type AppendResult = {
   events: AppendedEvent[];
   /** True when this append was a repeat of an earlier one and appended nothing. */
   duplicate: boolean;
+  /**
+   * EventStoreDB mode only: whether the PostgreSQL mirror held the events
+   * within MIRROR_WAIT_MS. When false, `position` is EventStoreDB's, not a
+   * position of the mirror (not a consistency token); the events are safe in EventStoreDB.
+   */
+  mirrored?: boolean;
 };
 
 export type ReadStreamOptions = {

@@ -338,6 +338,11 @@ export class PostgresEventStore implements EventStore {
    * batches. At most one in flight; a lost wake-up is covered by polling.
    * The channel name is built from the schema, a validated SQL identifier, so it can sit in the text.
    */
+  /** Wakes subscribers after rows were committed by another writer of this table (the EventStoreDB mirror). */
+  notifyCommitted(): void {
+    this.wakeSubscribers();
+  }
+
   private wakeSubscribers(): void {
     if (this.notifying) {
       this.notifyAgain = true;

@@ -1,0 +1,167 @@
+import { CommandIdReusedError, EventStoreUnavailableError } from '../errors';
+import { deriveEventId } from '../event-ids';
+import { randomUUID } from 'node:crypto';
+import type { PoolClient } from 'pg';
+import { PostgresEventStore, type PostgresEventStoreOptions } from '../postgres/postgres-event-store';
+import type { AppendOptions, AppendResult, EventData, Position, StreamAppend } from '../types';
+import type { EsdbEventStore } from './esdb-event-store';
+
+export type MirroredEventStoreOptions = PostgresEventStoreOptions & {
+  esdb: EsdbEventStore;
+  /** How long an append waits for the mirror to hold its events before answering `mirrored: false`. */
+  mirrorWaitMs: number;
+};
+
+/**
+ * EventStoreDB mode: appends go to EventStoreDB (the log of record); every
+ * read — streams, the gap-safe feed, subscriptions, command results, stream
+ * lists — comes from the PostgreSQL mirror, which is this class's own table
+ * (it is a PostgresEventStore whose rows the EsdbMirror writes). An append
+ * answers once the mirror holds its events, with the mirror's positions, so
+ * consistency tokens, projections, replay and idempotency work as in
+ * PostgreSQL mode; past `mirrorWaitMs` it answers `mirrored: false` (the
+ * events are safe in EventStoreDB; the mirror catches up).
+ */
+export class MirroredEventStore extends PostgresEventStore {
+  readonly esdb: EsdbEventStore;
+  private readonly waiters = new Set<() => void>();
+  private readonly byCommand = new Map<string, Promise<unknown>>();
+
+  constructor(private readonly mirrored: MirroredEventStoreOptions) {
+    super(mirrored);
+    this.esdb = mirrored.esdb;
+  }
+
+  /** The in-process mirror committed events: wake the appends waiting for theirs, and the subscribers. */
+  mirroredNow(): void {
+    for (const wake of [...this.waiters]) wake();
+    this.notifyCommitted();
+  }
+
+  override async appendToStream(streamId: string, events: EventData[], options: AppendOptions = {}): Promise<AppendResult> {
+    if (events.length === 0) throw new RangeError('appendToStream needs at least one event');
+    const commandId = options.commandId;
+    if (!commandId) return this.appendOnce(streamId, events, options);
+    // Copies of one command in this process go one after another, so the second finds the first's result.
+    const previous = this.byCommand.get(commandId) ?? Promise.resolve();
+    const run = previous.catch(() => undefined).then(() => this.appendOnce(streamId, events, options));
+    this.byCommand.set(commandId, run);
+    try {
+      return await run;
+    } finally {
+      if (this.byCommand.get(commandId) === run) this.byCommand.delete(commandId);
+    }
+  }
+
+  private async appendOnce(streamId: string, events: EventData[], options: AppendOptions): Promise<AppendResult> {
+    if (options.commandId) {
+      const prior = await this.commandResult(options.commandId);
+      if (prior) {
+        if (prior.commandHash !== null && options.commandHash !== undefined && prior.commandHash !== options.commandHash) throw new CommandIdReusedError(options.commandId);
+        return { ...prior.result, duplicate: true };
+      }
+    }
+    const ids = events.map((e, i) => e.id ?? (options.commandId ? deriveEventId(options.commandId, i) : randomUUID()));
+    // The same event ids already mirrored into this stream: a repeat, answered as the first append was.
+    const before = await this.mirroredPositions(ids);
+    if (before && before.every((r) => r.streamId === streamId)) return { ...this.resultFrom(streamId, before, events), duplicate: true };
+    const appended = await this.esdb.appendToStream(
+      streamId,
+      events.map((e, i) => ({ ...e, id: ids[i]! })),
+      options,
+    );
+    const rows = await this.waitForMirror(ids);
+    if (!rows) return { ...appended, mirrored: false };
+    return this.resultFrom(streamId, rows, events);
+  }
+
+  /**
+   * Several streams, for rollbacks. EventStoreDB has no transaction across
+   * streams: the appends go one after another, each at its exact expected
+   * revision with ids derived from the operation (a retry cannot double one);
+   * `beforeCommit` runs in a PostgreSQL transaction once all are mirrored.
+   * A conflict on a later stream leaves the earlier ones appended (the error
+   * says so); in PostgreSQL mode the whole set is one transaction.
+   */
+  override async appendToStreams(
+    appends: StreamAppend[],
+    options: { beforeCommit?: (client: PoolClient, results: AppendResult[]) => Promise<void> } = {},
+  ): Promise<AppendResult[]> {
+    const results: AppendResult[] = [];
+    for (const append of appends) {
+      try {
+        results.push(await this.appendToStream(append.streamId, append.events, { expectedRevision: append.expectedRevision }));
+      } catch (error) {
+        if (results.length > 0 && error instanceof Error) {
+          error.message += ` (EventStoreDB mode: ${results.length} of ${appends.length} streams were appended before this one: ${results.map((r) => r.streamId).join(', ')})`;
+        }
+        throw error;
+      }
+    }
+    if (results.some((r) => r.mirrored === false)) throw new EventStoreUnavailableError('the PostgreSQL mirror did not catch up in time; the events are in EventStoreDB');
+    if (options.beforeCommit) {
+      const client = await this.pool.connect();
+      try {
+        await client.query('BEGIN');
+        await options.beforeCommit(client, results);
+        await client.query('COMMIT');
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw error;
+      } finally {
+        client.release();
+      }
+    }
+    return results;
+  }
+
+  private resultFrom(streamId: string, rows: MirroredRow[], events: EventData[]): AppendResult {
+    const ordered = [...rows].sort((a, b) => (a.revision < b.revision ? -1 : 1));
+    const last = ordered.at(-1)!;
+    return {
+      streamId,
+      nextExpectedRevision: last.revision,
+      position: last.position,
+      events: ordered.map((r, i) => ({ id: r.id, type: events[i]?.type ?? r.type, revision: r.revision, position: r.position })),
+      duplicate: false,
+    };
+  }
+
+  /** The mirror's rows of these event ids, or null unless all are there. */
+  private async mirroredPositions(ids: string[]): Promise<MirroredRow[] | null> {
+    const { rows } = await this.pool.query<{ event_id: string; stream_id: string; revision: string; position: string; commit: string; type: string }>(
+      'SELECT event_id, stream_id, revision, position, transaction_id::text AS commit, type FROM events WHERE event_id = ANY ($1::uuid[])',
+      [ids],
+    );
+    if (rows.length < ids.length) return null;
+    return rows.map((r) => ({
+      id: r.event_id,
+      streamId: r.stream_id,
+      revision: BigInt(r.revision),
+      position: { commit: BigInt(r.commit), prepare: BigInt(r.position) },
+      type: r.type,
+    }));
+  }
+
+  /** Until the mirror holds every one of these events (woken by the mirror of this process, else polling), or null after `mirrorWaitMs`. */
+  private async waitForMirror(ids: string[]): Promise<MirroredRow[] | null> {
+    const deadline = Date.now() + this.mirrored.mirrorWaitMs;
+    for (let delay = 2; ; delay = Math.min(delay * 2, 50)) {
+      const rows = await this.mirroredPositions(ids);
+      if (rows) return rows;
+      const left = deadline - Date.now();
+      if (left <= 0) return null;
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          this.waiters.delete(done);
+          resolve();
+        };
+        const timer = setTimeout(done, Math.min(delay, left));
+        this.waiters.add(done);
+      });
+    }
+  }
+}
+
+type MirroredRow = { id: string; streamId: string; revision: bigint; position: Position; type: string };
