@@ -1,11 +1,15 @@
-/** One Jest run for every tier: *.unit.spec.ts, *.int.spec.ts, *.e2e.spec.ts. */
+/**
+ * One Jest run for every tier: *.unit.spec.ts, *.int.spec.ts, *.e2e.spec.ts,
+ * and the end-to-end suite once more in EventStoreDB mode (project
+ * `e2e-esdb`: every test app appends to a protocol-level EventStoreDB test
+ * double and reads from its PostgreSQL mirror).
+ */
 const swcrc = JSON.parse(require('node:fs').readFileSync(`${__dirname}/.swcrc`, 'utf8'));
 delete swcrc.$schema;
 
-module.exports = {
+const shared = {
   rootDir: __dirname,
   testEnvironment: 'node',
-  testMatch: ['<rootDir>/{apps,libs,test}/**/*.spec.ts'],
   transform: {
     '^.+\\.ts$': ['@swc/jest', { ...swcrc, jsc: { ...swcrc.jsc, baseUrl: __dirname } }],
     // NestJS 12 (and a few others) ship ES modules only, and Jest on Node 20 cannot require() them:
@@ -17,8 +21,21 @@ module.exports = {
     '^@lorestore/event-store/testing$': '<rootDir>/libs/event-store/src/testing',
     '^@lorestore/(.*)$': '<rootDir>/libs/$1/src',
   },
+};
+
+module.exports = {
+  projects: [
+    { ...shared, displayName: 'postgres', testMatch: ['<rootDir>/{apps,libs,test}/**/*.spec.ts'] },
+    {
+      ...shared,
+      displayName: 'e2e-esdb',
+      testMatch: ['<rootDir>/test/e2e/**/*.e2e.spec.ts'],
+      setupFiles: ['<rootDir>/test/support/esdb-mode.ts'],
+    },
+  ],
   globalSetup: '<rootDir>/test/support/global-setup.ts',
   globalTeardown: '<rootDir>/test/support/global-teardown.ts',
+  // A global option (in a project's config Jest ignores it).
   testTimeout: 30000,
   maxWorkers: 2,
 };

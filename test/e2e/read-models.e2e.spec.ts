@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import Redis from 'ioredis';
 import { eventually } from '@lorestore/event-store/testing';
-import { ADMIN_KEY, startTestApp, type TestApp } from '../support/app';
+import { ADMIN_KEY, TEST_EVENT_STORE, startTestApp, type TestApp } from '../support/app';
 import { describeWithRedis } from '../support/services';
 
 /** Queries answered from the read models (Redis hot state, then PostgreSQL), with consistency tokens. */
@@ -120,8 +120,11 @@ describeWithRedis('read models through HTTP (e2e, Redis hot state)', (redisUrl) 
     }
     expect(list.status).toBe(200);
     const names = list.body.map((p: { name: string }) => p.name);
-    expect(names).toEqual(['entities', 'world_state', 'narrative_state', 'player_state', 'player_history', 'npc_memories']);
-    for (const p of list.body) {
+    // EventStoreDB mode lists its mirror first; its checkpoint is an EventStoreDB position.
+    const mirror = TEST_EVENT_STORE === 'esdb' ? ['esdb_mirror'] : [];
+    expect(names).toEqual([...mirror, 'entities', 'world_state', 'narrative_state', 'player_state', 'player_history', 'npc_memories']);
+    if (TEST_EVENT_STORE === 'esdb') expect(list.body[0]).toMatchObject({ name: 'esdb_mirror', status: 'caught_up', lag: { events: 0 }, projector: { leader: true } });
+    for (const p of list.body.filter((p: { name: string }) => p.name !== 'esdb_mirror')) {
       expect(p.checkpoint).toBeGreaterThanOrEqual(position);
       expect(p.checkpointCommit).toMatch(/^\d+$/);
       expect(p).toMatchObject({ version: 1, lag: { events: 0, ms: 0 }, status: 'caught_up', projector: { mode: 'inline', leader: true } });

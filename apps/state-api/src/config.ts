@@ -21,7 +21,14 @@ export const configSchema = z.object({
   /** Where the embedded default keeps its PostgreSQL cluster and generated admin key. */
   DATA_DIR: z.string().min(1).default('.lorestore'),
   EMBEDDED_PG_PORT: int(0, 65535).default(0),
+  /** `postgres`: PostgreSQL is the log. `esdb`: EventStoreDB/KurrentDB is, mirrored into PostgreSQL. */
   EVENT_STORE: z.enum(['postgres', 'esdb']).default('postgres'),
+  /** `esdb://host:2113?tls=false`, `esdb+discover://…` for a cluster: as the official client takes it. */
+  EVENTSTORE_CONNECTION_STRING: z.string().regex(/^esdb(\+discover)?:\/\//, 'an esdb:// or esdb+discover:// connection string').optional(),
+  /** EventStoreDB mode: how long a command waits for the mirror before answering `mirrored: false`. */
+  MIRROR_WAIT_MS: int(0, 60_000).default(2000),
+  /** Tests only: the mirror holds every batch this long (forces the window between EventStoreDB's acknowledgement and the mirror). */
+  MIRROR_TEST_DELAY_MS: int(0, 600_000).optional(),
   /** `key:role,key:role` with roles game and admin. */
   API_KEYS: z.string().optional(),
   API_KEYS_FILE: z.string().optional(),
@@ -99,8 +106,11 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): AppConfig => {
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
   }
   const config = parsed.data;
-  if (config.EVENT_STORE === 'esdb') {
-    throw new ConfigError('EVENT_STORE=esdb is not available in this version yet; use EVENT_STORE=postgres (the default)');
+  if (config.EVENT_STORE === 'esdb' && !config.EVENTSTORE_CONNECTION_STRING) {
+    throw new ConfigError('EVENT_STORE=esdb needs EVENTSTORE_CONNECTION_STRING (e.g. esdb://127.0.0.1:2113?tls=false)');
+  }
+  if (config.MIRROR_TEST_DELAY_MS !== undefined && config.NODE_ENV === 'production') {
+    throw new ConfigError('MIRROR_TEST_DELAY_MS is for tests only');
   }
   if (config.VECTOR_INDEX === 'pinecone' && (!config.PINECONE_API_KEY || (!config.PINECONE_INDEX && !config.PINECONE_HOST))) {
     throw new ConfigError('VECTOR_INDEX=pinecone needs PINECONE_API_KEY and PINECONE_INDEX (or PINECONE_HOST)');

@@ -18,9 +18,11 @@ describe('loadConfig', () => {
     for (const name of ['PORT', 'DATABASE_URL', 'DATABASE_SCHEMA', 'LOG_LEVEL']) expect(attempt).toThrow(name);
   });
 
-  it('refuses production without API keys, and esdb until it exists', () => {
+  it('refuses production without API keys, and esdb without a connection string', () => {
     expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow('API_KEYS');
     expect(loadConfig({ NODE_ENV: 'production', API_KEYS: 'abcdefgh:admin' }).NODE_ENV).toBe('production');
-    expect(() => loadConfig({ EVENT_STORE: 'esdb' })).toThrow('EVENT_STORE=esdb');
+    expect(() => loadConfig({ EVENT_STORE: 'esdb' })).toThrow('EVENTSTORE_CONNECTION_STRING');
+    expect(() => loadConfig({ EVENT_STORE: 'esdb', EVENTSTORE_CONNECTION_STRING: 'http://x:2113' })).toThrow('EVENTSTORE_CONNECTION_STRING');
+    expect(loadConfig({ EVENT_STORE: 'esdb', EVENTSTORE_CONNECTION_STRING: 'esdb+discover://a:2113,b:2113?tls=true' }).EVENT_STORE).toBe('esdb');
   });
 });

@@ -38,6 +38,10 @@ export class AggregateCache {
     if (this.entries.size > this.max) this.entries.delete(this.entries.keys().next().value!);
   }
 
+  delete(streamId: string): void {
+    this.entries.delete(streamId);
+  }
+
   get size(): number {
     return this.entries.size;
   }

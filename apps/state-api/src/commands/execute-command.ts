@@ -15,6 +15,7 @@ import {
 } from '@lorestore/domain';
 import {
   CommandIdReusedError,
+  MirroredEventStore,
   WrongExpectedVersionError,
   deriveEventId,
   type AppendResult,
@@ -34,8 +35,10 @@ export type CommandResponse = {
   streamId: string;
   revision: number;
   position: number | null;
-  events: { type: string; revision: number; position: number }[];
+  events: { type: string; revision: number; position: number | null }[];
   duplicate: boolean;
+  /** EventStoreDB mode only, when false: the mirror did not hold the events within MIRROR_WAIT_MS (they are safe in EventStoreDB). */
+  mirrored?: false;
   /** `npc.record_memory` only: the id the decider gave the memory (the stored one, for a repeated command). */
   memoryId?: string;
 };
@@ -57,13 +60,25 @@ export class ExecuteCommand {
   ) {}
 }
 
-export const toCommandResponse = (result: AppendResult): CommandResponse => ({
-  streamId: result.streamId,
-  revision: Number(result.nextExpectedRevision),
-  position: Number(result.position.prepare),
-  events: result.events.map((e) => ({ type: e.type, revision: Number(e.revision), position: Number(e.position.prepare) })),
-  duplicate: result.duplicate,
-});
+export const toCommandResponse = (result: AppendResult): CommandResponse =>
+  result.mirrored === false
+    ? {
+        // EventStoreDB mode, the mirror not caught up in time: the events are safe in EventStoreDB, but there is
+        // no position of the mirror to hand out as a consistency token yet.
+        streamId: result.streamId,
+        revision: Number(result.nextExpectedRevision),
+        position: null,
+        events: result.events.map((e) => ({ type: e.type, revision: Number(e.revision), position: null })),
+        duplicate: result.duplicate,
+        mirrored: false,
+      }
+    : {
+        streamId: result.streamId,
+        revision: Number(result.nextExpectedRevision),
+        position: Number(result.position.prepare),
+        events: result.events.map((e) => ({ type: e.type, revision: Number(e.revision), position: Number(e.position.prepare) })),
+        duplicate: result.duplicate,
+      };
 
 /** What makes two sends "the same command": a commandId reused for anything else is refused. */
 export const commandHash = (command: DomainCommand, expected: ExpectedRevision | undefined): string =>
@@ -125,7 +140,9 @@ export class ExecuteCommandHandler implements ICommandHandler<ExecuteCommand, Co
   private async withMemoryId(command: DomainCommand, response: CommandResponse): Promise<CommandResponse> {
     const recorded = command.type === 'npc.record_memory' ? response.events.find((e) => e.type === 'NpcMemoryRecorded') : undefined;
     if (!recorded) return response;
-    const [event] = await this.store.readStream(response.streamId, { fromRevision: BigInt(recorded.revision), maxCount: 1 });
+    // Not mirrored yet: the event is read from EventStoreDB itself.
+    const source = response.mirrored === false && this.store instanceof MirroredEventStore ? this.store.esdb : this.store;
+    const [event] = await source.readStream(response.streamId, { fromRevision: BigInt(recorded.revision), maxCount: 1 });
     return { ...response, memoryId: (event?.data as { memoryId?: string } | undefined)?.memoryId };
   }
 
@@ -207,7 +224,10 @@ export class ExecuteCommandHandler implements ICommandHandler<ExecuteCommand, Co
           commandId: command.metadata.commandId,
           commandHash: hash,
         });
-        if (!result.duplicate) {
+        if (result.mirrored === false) {
+          // No mirror position to remember: the next command on this stream reads it again.
+          this.cache.delete(streamId);
+        } else if (!result.duplicate) {
           const next = events.reduce((state, event) => decider.evolve(state, event), view.state);
           this.cache.set(streamId, { state: next, revision: result.nextExpectedRevision, position: result.position.prepare });
           this.snapshotIfDue(aggregate, streamId, view.current, result.nextExpectedRevision, next);

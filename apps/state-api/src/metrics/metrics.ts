@@ -48,6 +48,12 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly mirroredEvents = new Counter({
+    name: 'lorestore_esdb_mirrored_events_total',
+    help: 'EventStoreDB mode: events this process has written into the PostgreSQL mirror',
+    registers: [this.registry],
+  });
+
   readonly memoryProjectedEvents = new Counter({
     name: 'lorestore_memory_projector_events_total',
     help: 'Events the NPC memory projection has read in this process (PROJECTOR=inline or the projector app)',

@@ -1,2 +1,5 @@
 export const PG_POOL = Symbol('PG_POOL');
 export const EVENT_STORE = Symbol('EVENT_STORE');
+
+/** EventStoreDB mode: the mirror of its log into PostgreSQL (null in PostgreSQL mode). */
+export const ESDB_MIRROR = Symbol('ESDB_MIRROR');

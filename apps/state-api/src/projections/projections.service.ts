@@ -1,10 +1,10 @@
 import { Inject, Injectable, Logger, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
 import type { Pool } from 'pg';
-import { comparePositions, type EventStore, type Position } from '@lorestore/event-store';
+import { comparePositions, type EsdbMirror, type EventStore, type MirroredEventStore, type Position } from '@lorestore/event-store';
 import { ALL_PROJECTIONS, type HotStateStore, type ProjectionRunner, type ReadModelStore } from '@lorestore/projections';
 import { APP_CONFIG, type AppConfig } from '../config';
 import { Metrics } from '../metrics/metrics';
-import { EVENT_STORE, PG_POOL } from '../persistence/tokens';
+import { ESDB_MIRROR, EVENT_STORE, PG_POOL } from '../persistence/tokens';
 import type { RebuildWorker } from '@lorestore/replay';
 import { MEMORY_PROJECTION, type MemoryProjector, type MemoryRebuildWorker, type MemoryStore, type VectorIndex } from '@lorestore/semantic-memory';
 import { HOT_STATE, MEMORY_STORE, READ_MODELS, VECTOR_INDEX, createMemoryProjection, createRebuildWorker, createRunner } from './projections.providers';
@@ -24,6 +24,8 @@ export type ProjectionStatus = {
 
 /** Counting further than this costs more than it tells. */
 const LAG_COUNT_LIMIT = 100_000;
+/** The mirror's lag is counted by reading EventStoreDB's $all: a smaller bound. */
+const MIRROR_LAG_COUNT_LIMIT = 10_000;
 const STALLED_AFTER_MS = 30_000;
 
 /**
@@ -50,6 +52,7 @@ export class ProjectionsService implements OnApplicationBootstrap, BeforeApplica
     @Inject(HOT_STATE) private readonly hot: HotStateStore,
     @Inject(MEMORY_STORE) memories: MemoryStore,
     @Inject(VECTOR_INDEX) private readonly vectorIndex: VectorIndex,
+    @Inject(ESDB_MIRROR) private readonly mirror: EsdbMirror | null,
     metrics: Metrics,
   ) {
     this.runner =
@@ -126,6 +129,11 @@ export class ProjectionsService implements OnApplicationBootstrap, BeforeApplica
     return (await this.generations.byName).get(projection) ?? 1;
   }
 
+  /** EventStoreDB mode: whether this process writes the mirror (null in PostgreSQL mode). */
+  get mirrorLeads(): boolean | null {
+    return this.mirror ? this.mirror.isLeader : null;
+  }
+
   /** Resolves on the next commit of the inline runner (or of the memory projection, for it), or after `ms`. */
   nextCommit(ms: number, projection?: string): Promise<void> {
     if (projection === MEMORY_PROJECTION && this.memoryProjector) return this.memoryProjector.nextCommit(ms);
@@ -150,7 +158,8 @@ export class ProjectionsService implements OnApplicationBootstrap, BeforeApplica
       if (!lags.has(key)) lags.set(key, this.lag(position));
       return lags.get(key)!;
     };
-    return Promise.all(
+    const mirror = this.mirror ? [this.mirrorStatus()] : [];
+    const projections = Promise.all(
       [...ALL_PROJECTIONS, { name: MEMORY_PROJECTION, version: 1 }].map(async (p): Promise<ProjectionStatus> => {
         const c = stored.get(p.name);
         const behind = await lagOf(c?.position ?? null);
@@ -167,6 +176,35 @@ export class ProjectionsService implements OnApplicationBootstrap, BeforeApplica
         };
       }),
     );
+    return [...(await Promise.all(mirror)), ...(await projections)];
+  }
+
+  /**
+   * EventStoreDB mode: the mirror as a projection of EventStoreDB's log.
+   * `checkpoint` is EventStoreDB's prepare position of the last event
+   * mirrored; lag counts the events of EventStoreDB's $all after it (up to a
+   * limit) and the age of the oldest of them.
+   */
+  private async mirrorStatus(): Promise<ProjectionStatus> {
+    const status = await this.mirror!.status();
+    const esdb = (this.store as MirroredEventStore).esdb;
+    const behind = await esdb
+      .readAll({ fromPosition: status.position ?? 'start', maxCount: MIRROR_LAG_COUNT_LIMIT })
+      .catch(() => null);
+    const pending = behind && (status.position ? behind.filter((e) => comparePositions(e.position, status.position!) > 0) : behind);
+    // EventStoreDB unreachable: -1, and the status says stalled.
+    const lag = pending ? { events: pending.length, ms: pending[0] ? Math.max(0, Date.now() - pending[0].created.getTime()) : 0 } : { events: -1, ms: -1 };
+    const idleMs = status.updatedAt ? Date.now() - status.updatedAt.getTime() : 0;
+    return {
+      name: 'esdb_mirror',
+      version: 1,
+      checkpoint: status.position ? Number(status.position.prepare) : null,
+      checkpointCommit: status.position ? status.position.commit.toString() : null,
+      lag,
+      eventsProcessed: status.events,
+      updatedAt: status.updatedAt?.toISOString() ?? null,
+      status: lag.events < 0 ? 'stalled' : lag.events === 0 ? (status.position ? 'caught_up' : 'not_started') : idleMs > STALLED_AFTER_MS ? 'stalled' : 'catching_up',
+    };
   }
 
   /** Events of the feed after a checkpoint (counted up to a limit), and how long the oldest of them has waited. */
