@@ -165,15 +165,20 @@ export class ExecuteCommandHandler implements ICommandHandler<ExecuteCommand, Co
   private async load(decider: AnyDecider, streamId: string, fresh: boolean): Promise<StreamView> {
     const cached = this.cache.get(streamId);
     if (cached && !fresh) return { state: cached.state, current: cached.revision, lastPosition: cached.position, verified: false };
-    const tail = await this.store.readStream(streamId, cached ? { fromRevision: cached.revision + 1n } : {});
+    const from = cached ? cached.revision + 1n : undefined;
+    // EventStoreDB mode: decide on EventStoreDB's stream, not on the mirror, which may lag behind it.
+    const { events: tail, lastPosition } =
+      this.store instanceof MirroredEventStore
+        ? await this.store.readForDecision(streamId, from)
+        : await this.store.readStream(streamId, from === undefined ? {} : { fromRevision: from }).then((events) => ({ events, lastPosition: events.at(-1)?.position.prepare ?? null }));
     let state = cached ? cached.state : decider.initialState();
     for (const event of tail) state = decider.evolve(state, toDomainEvent(event));
     const last = tail.at(-1);
-    if (last) this.cache.set(streamId, { state, revision: last.revision, position: last.position.prepare });
+    if (last && lastPosition !== null) this.cache.set(streamId, { state, revision: last.revision, position: lastPosition });
     return {
       state,
       current: last ? last.revision : (cached?.revision ?? null),
-      lastPosition: last ? last.position.prepare : (cached?.position ?? null),
+      lastPosition: last ? lastPosition : (cached?.position ?? null),
       verified: true,
     };
   }

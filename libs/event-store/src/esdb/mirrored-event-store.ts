@@ -3,7 +3,7 @@ import { deriveEventId } from '../event-ids';
 import { randomUUID } from 'node:crypto';
 import type { PoolClient } from 'pg';
 import { PostgresEventStore, type PostgresEventStoreOptions } from '../postgres/postgres-event-store';
-import type { AppendOptions, AppendResult, EventData, Position, StreamAppend } from '../types';
+import type { AppendOptions, AppendResult, EventData, Position, RecordedEvent, StreamAppend } from '../types';
 import type { EsdbEventStore } from './esdb-event-store';
 
 export type MirroredEventStoreOptions = PostgresEventStoreOptions & {
@@ -113,6 +113,21 @@ export class MirroredEventStore extends PostgresEventStore {
       }
     }
     return results;
+  }
+
+  /**
+   * A stream as EventStoreDB has it now, for deciding a command: the mirror
+   * may lag, and a decision on a stale state would be refused by the expected
+   * revision, or worse, refused by the domain (an entity the mirror has not
+   * seen yet). `lastPosition` is the mirror's position of the last event, or
+   * null while it is not mirrored (not a consistency token).
+   */
+  async readForDecision(streamId: string, fromRevision?: bigint): Promise<{ events: RecordedEvent[]; lastPosition: bigint | null }> {
+    const events = await this.esdb.readStream(streamId, fromRevision === undefined ? {} : { fromRevision });
+    const last = events.at(-1);
+    if (!last) return { events, lastPosition: null };
+    const rows = await this.mirroredPositions([last.id]);
+    return { events, lastPosition: rows ? rows[0]!.position.prepare : null };
   }
 
   private resultFrom(streamId: string, rows: MirroredRow[], events: EventData[]): AppendResult {
