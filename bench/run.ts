@@ -1,4 +1,5 @@
 import { runAppendBench } from './append';
+import { runEsdbBench } from './esdb';
 import { runHttpBench } from './http';
 import { runMemoryBench } from './memory';
 import { runProjectionsBench } from './projections';
@@ -9,6 +10,7 @@ const benches: Record<string, { describe: string; run: () => Promise<void> }> = 
   append: { describe: 'single-event appends at 1/16/64 writers vs raw pg and emmett-postgresql', run: runAppendBench },
   http: { describe: 'POST /v1/worlds/{w}/commands with autocannon vs a bare Fastify + micro-batched INSERT ceiling', run: runHttpBench },
   projections: { describe: 'projection throughput into PostgreSQL and Redis, lag at 5,000 appends/s, GET entity from Redis at 10,000 req/s', run: runProjectionsBench },
+  esdb: { describe: 'appends through the EventStoreDB client against the protocol test double at 1 and 50 writers vs the PostgreSQL adapter; the mirror\'s ingest rate', run: runEsdbBench },
   memory: { describe: 'NPC memory: top-5 search on 100 NPCs × 10,000 memories × 1,536 dims (embedded index vs JS brute force), recall@5, footprint, ingest', run: runMemoryBench },
   replay: { describe: 'fold rate in memory, state-at on a 100,000-event stream with snapshots, rebuild of the read models from 1,000,000 events (RebuildWorker)', run: runReplayBench },
 };
@@ -35,6 +37,7 @@ const usage = (): string =>
     '        BENCH_REPLAY_OTHER_SHADOWS (0; 1 creates the other __next tables before each job), BENCH_REPLAY_UPSERT_EVENTS (50000),',
     '        BENCH_REPLAY_QUADRATIC_EVENTS (20000; 0 skips), BENCH_REPLAY_FEED (1; 0 skips reading the feed alone),',
     '        BENCH_REPLAY_BULK_PAGE, BENCH_REPLAY_BULK_FLUSH (the RebuildWorker\'s bulk phase: events per read and per commit; unset: its defaults)',
+    'esdb:   BENCH_ESDB_SECONDS (5), BENCH_ESDB_WARMUP_SECONDS (1), BENCH_ESDB_WRITERS (1,50), BENCH_ESDB_MIRROR_EVENTS (200000), BENCH_ESDB_MIRROR_BATCH (1000)',
     'memory: BENCH_MEMORY_NPCS (100), BENCH_MEMORY_PER_NPC (10000), BENCH_MEMORY_DIMENSION (1536), BENCH_MEMORY_QUERIES (500),',
     '        BENCH_MEMORY_EXACT_MAX (4096), BENCH_MEMORY_INGEST (10000; 0 skips the PostgreSQL part)',
     'all:    BENCH_JSON_OUT=<file> also writes the JSON report there; BENCH_CPU_PROF=<dir> writes .cpuprofile files',
