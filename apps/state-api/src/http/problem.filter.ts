@@ -1,7 +1,7 @@
 import { ArgumentsHost, Catch, HttpException, Logger, type ExceptionFilter } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
 import { DomainRefusal } from '@lorestore/domain';
-import { CommandIdReusedError, EventStoreUnavailableError, WrongExpectedVersionError } from '@lorestore/event-store';
+import { CommandIdReusedError, EventStoreUnavailableError, StreamDeletedError, WrongExpectedVersionError } from '@lorestore/event-store';
 import {
   NotRestorableError,
   OperationIdReusedError,
@@ -75,6 +75,7 @@ export const toProblem = (error: unknown): Problem | null => {
   if (error instanceof RebuildInProgressError) {
     return new Problem(409, 'rebuild-in-progress', 'Rebuild in progress', error.message, { projection: error.projection, jobId: error.jobId });
   }
+  if (error instanceof StreamDeletedError) return new Problem(409, 'stream-deleted', 'Stream deleted', error.message, { streamId: error.streamId });
   if (error instanceof EventStoreUnavailableError) {
     return new Problem(503, 'unavailable', 'Service unavailable', 'the event store is unreachable; retry shortly', {}, { 'retry-after': '1' });
   }

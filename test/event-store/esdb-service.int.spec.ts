@@ -1,0 +1,63 @@
+import { randomUUID } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
+import { EventStoreDBClient } from '@eventstore/db-client';
+import { startTestApp, type TestApp } from '../support/app';
+
+/**
+ * EventStoreDB mode through HTTP, where it differs from PostgreSQL mode: a
+ * stream tombstoned in EventStoreDB refuses commands (409), EventStoreDB
+ * unreachable is a 503 to retry, and a mirror that cannot keep up within
+ * MIRROR_WAIT_MS answers `mirrored: false` without a position. Nothing is
+ * appended by a refused or failed command.
+ */
+describe('EventStoreDB mode: what only it can answer', () => {
+  let t: TestApp;
+  let slow: TestApp;
+
+  beforeAll(async () => {
+    t = await startTestApp('esdb_service', { EVENT_STORE: 'esdb' });
+    slow = await startTestApp('esdb_service_slow', { EVENT_STORE: 'esdb', MIRROR_WAIT_MS: '150', MIRROR_TEST_DELAY_MS: '60000' });
+  });
+  afterAll(async () => {
+    await t?.close();
+    await slow?.close();
+  });
+
+  const spawn = (app: TestApp, entityId: string) =>
+    app.request({ method: 'POST', url: '/v1/worlds/esdb/commands', body: { commandId: randomUUID(), type: 'entity.spawn', payload: { entityId, kind: 'npc', attributes: {} } } });
+
+  it('a stream tombstoned in EventStoreDB answers 409 stream-deleted, and nothing is appended', async () => {
+    const entityId = randomUUID();
+    expect((await spawn(t, entityId)).status).toBe(200);
+    const client = EventStoreDBClient.connectionString(t.esdb!.connectionString);
+    await client.tombstoneStream(`entity-esdb-${entityId}`);
+    await client.dispose();
+    const before = t.esdb!.log().length;
+    const r = await t.request({ method: 'POST', url: '/v1/worlds/esdb/commands', body: { commandId: randomUUID(), type: 'entity.update', payload: { entityId, set: { hp: 1 } } } });
+    expect(r.status).toBe(409);
+    expect(r.body).toMatchObject({ type: 'urn:lorestore:problem:stream-deleted' });
+    expect(t.esdb!.log().length).toBe(before);
+  });
+
+  it('EventStoreDB unreachable: 503 with Retry-After, nothing appended', async () => {
+    const before = t.esdb!.log().length;
+    t.esdb!.failNext('BatchAppend', 10, grpc.status.UNAVAILABLE);
+    t.esdb!.failNext('Read', 10, grpc.status.UNAVAILABLE);
+    const r = await spawn(t, randomUUID());
+    expect(r.status).toBe(503);
+    expect(r.headers['retry-after']).toBeDefined();
+    expect(t.esdb!.log().length).toBe(before);
+  });
+
+  it('a mirror slower than MIRROR_WAIT_MS: 200 with mirrored false and no position; the event is in EventStoreDB', async () => {
+    const entityId = randomUUID();
+    const r = await spawn(slow, entityId);
+    expect(r.status).toBe(200);
+    expect(r.body).toMatchObject({ mirrored: false, position: null, revision: 0, duplicate: false });
+    expect(slow.esdb!.log().map((e) => e.streamId)).toContain(`entity-esdb-${entityId}`);
+    // The next command on the stream decides on EventStoreDB's stream, not on the empty mirror.
+    const again = await slow.request({ method: 'POST', url: '/v1/worlds/esdb/commands', body: { commandId: randomUUID(), type: 'entity.update', payload: { entityId, set: { hp: 2 } } } });
+    expect(again.status).toBe(200);
+    expect(again.body).toMatchObject({ revision: 1, mirrored: false });
+  });
+});
