@@ -16,7 +16,7 @@ describe('EventStoreDB mode: what only it can answer', () => {
 
   beforeAll(async () => {
     t = await startTestApp('esdb_service', { EVENT_STORE: 'esdb' });
-    slow = await startTestApp('esdb_service_slow', { EVENT_STORE: 'esdb', MIRROR_WAIT_MS: '150', MIRROR_TEST_DELAY_MS: '60000' });
+    slow = await startTestApp('esdb_service_slow', { EVENT_STORE: 'esdb', MIRROR_WAIT_MS: '150', MIRROR_TEST_DELAY_MS: '60000', VECTOR_DIMENSION: '2' });
   });
   afterAll(async () => {
     await t?.close();
@@ -47,6 +47,26 @@ describe('EventStoreDB mode: what only it can answer', () => {
     expect(r.status).toBe(503);
     expect(r.headers['retry-after']).toBeDefined();
     expect(t.esdb!.log().length).toBe(before);
+  });
+
+  it('a command resent while the mirror lags is answered as a duplicate, not appended again', async () => {
+    const entityId = randomUUID();
+    const body = { commandId: randomUUID(), type: 'entity.spawn', payload: { entityId, kind: 'npc', attributes: {} } };
+    expect((await slow.request({ method: 'POST', url: '/v1/worlds/esdb/commands', body })).body).toMatchObject({ mirrored: false });
+    const memory = { commandId: randomUUID(), type: 'npc.record_memory', payload: { npcId: entityId, text: 'hello', embedding: [1, 0] } };
+    const first = await slow.request({ method: 'POST', url: '/v1/worlds/esdb/commands', body: memory });
+    const events = slow.esdb!.log().length;
+    const again = await slow.request({ method: 'POST', url: '/v1/worlds/esdb/commands', body: memory });
+    expect(again.status).toBe(200);
+    expect(again.body).toMatchObject({ duplicate: true, revision: first.body.revision, memoryId: first.body.memoryId });
+    // A resent spawn would be refused by the domain (the entity exists): it is the first answer instead.
+    const spawnAgain = await slow.request({ method: 'POST', url: '/v1/worlds/esdb/commands', body });
+    expect(spawnAgain.status).toBe(200);
+    expect(spawnAgain.body).toMatchObject({ duplicate: true, revision: 0 });
+    expect(slow.esdb!.log().length).toBe(events);
+    // The same commandId for another command is still refused.
+    const reused = await slow.request({ method: 'POST', url: '/v1/worlds/esdb/commands', body: { ...memory, payload: { ...memory.payload, text: 'other' } } });
+    expect(reused.status).toBe(422);
   });
 
   it('a mirror slower than MIRROR_WAIT_MS: 200 with mirrored false and no position; the event is in EventStoreDB', async () => {

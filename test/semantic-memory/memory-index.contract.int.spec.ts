@@ -210,6 +210,31 @@ describe.each(targets)('memory index contract — $name', (target) => {
     expect((await db.pool.query('SELECT count(*)::int AS n FROM npc_memories WHERE world_id = $1', [w])).rows[0].n).toBe(1);
   });
 
+  it('a batch applied by two projectors at once (a leader handing over) is applied once, in order', async () => {
+    const w = 'w8';
+    const npc = await spawn(w);
+    const q = randomVector();
+    const m = await remember(w, npc, 'm', near(q));
+    await rollbacks.rollback({ worldId: w, scope: { type: 'stream', streamId: streamIds.entity(w, npc), toRevision: 0 }, reason: 'drop', actor: 'admin:t' });
+    await settled();
+    expect(await found(w, npc, q)).toEqual([]);
+    // Written straight to the log and held back from the live projector: a restore keeping m, then a forget of m.
+    await projector.stop();
+    const restoreAt = (await store.readStream(streamIds.entity(w, npc))).length;
+    await store.appendToStream(streamIds.entity(w, npc), [
+      event('StreamRolledBack', { operationId: randomUUID(), kind: 'restore', toRevision: m.revision, fromRevision: restoreAt - 1, state: { status: 'unspawned' }, kept: [[0, m.revision]], reason: 'r', actor: 'a' }, w),
+    ]);
+    await forget(w, npc, m.memoryId);
+    const batch = (await store.readStream(streamIds.entity(w, npc))).slice(restoreAt);
+    const twin = () => new MemoryProjector({ store, pool: db.pool, memories, index, checkpointName: MEMORY_PROJECTION, batchSize: 100, lockName: `${db.schema}.twin` });
+    await Promise.all([twin().apply(batch), twin().apply(batch)]);
+    projector.start();
+    await settled();
+    const { rows } = await db.pool.query('SELECT rolled_back, forgotten, changed_at FROM npc_memories WHERE memory_id = $1', [m.memoryId]);
+    expect(rows[0]).toMatchObject({ rolled_back: false, forgotten: true, changed_at: String(batch.at(-1)!.position.prepare) });
+    expect(await found(w, npc, q)).toEqual([]);
+  });
+
   it('isolation (property): among many NPCs in two worlds, a search never returns another NPC’s or world’s memory', async () => {
     await fc.assert(
       fc.asyncProperty(fc.array(fc.tuple(fc.integer({ min: 0, max: 7 }), fc.integer({ min: 0, max: 1 })), { minLength: 1, maxLength: 40 }), async (assignments) => {

@@ -32,6 +32,8 @@ export class NpcVectors {
   constructor(
     readonly dimension: number,
     capacity = 16,
+    /** The projection's generation the vectors came from (a rebuild's switch raises it). */
+    readonly generation = 1,
   ) {
     this.f32 = new Float32Array(capacity * dimension);
   }
@@ -184,32 +186,45 @@ export class EmbeddedVectorIndex implements VectorIndex {
     this.npcs.clear();
   }
 
+  /**
+   * The NPC's block, holding at least every change the head reported. A
+   * refresh already running is joined, and caught up again if it started
+   * before this head; a refresh that straddled a rebuild's switch (the
+   * generation changed under it) is thrown away and done again.
+   */
   private async current(worldId: string, npcId: string): Promise<NpcVectors | null> {
     const key = `${worldId}|${npcId}`;
     const head = await this.store.head(worldId, npcId);
-    if (this.generation !== head.generation) {
+    if (this.generation === null || head.generation > this.generation) {
       // A rebuild switched the rows: what is cached came from the old ones.
       this.npcs.clear();
       this.generation = head.generation;
     }
-    const cached = this.npcs.get(key);
-    if (cached && cached.seen >= head.changedAt) {
-      this.npcs.delete(key);
-      this.npcs.set(key, cached);
-      return cached;
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const cached = this.npcs.get(key);
+      if (cached && cached.generation === this.generation && cached.seen >= head.changedAt) {
+        this.npcs.delete(key);
+        this.npcs.set(key, cached);
+        return cached;
+      }
+      if (head.changedAt === 0n) return null;
+      let pending = this.refreshing.get(key);
+      if (!pending) {
+        pending = this.refresh(key, worldId, npcId, cached?.generation === this.generation ? cached : undefined).finally(() => this.refreshing.delete(key));
+        this.refreshing.set(key, pending);
+      }
+      const block: NpcVectors | null = await pending;
+      if (block && block.generation === this.generation && block.seen >= head.changedAt) return block;
     }
-    if (head.changedAt === 0n) return null;
-    let pending = this.refreshing.get(key);
-    if (!pending) {
-      pending = this.refresh(key, worldId, npcId, cached).finally(() => this.refreshing.delete(key));
-      this.refreshing.set(key, pending);
-    }
-    return pending;
+    throw new Error(`the memory index of NPC ${npcId} kept changing while it was read; try again`);
   }
 
   private async refresh(key: string, worldId: string, npcId: string, cached: NpcVectors | undefined): Promise<NpcVectors | null> {
+    const generation = this.generation!;
     const changes = await this.store.changes(worldId, npcId, cached?.seen ?? 0n);
-    const block = cached ?? new NpcVectors(this.options.dimension, Math.max(16, changes.length));
+    // Read across a switch: these rows may mix the old table's and the new one's.
+    if (this.generation !== generation) return null;
+    const block = cached ?? new NpcVectors(this.options.dimension, Math.max(16, changes.length), generation);
     this.apply(block, changes);
     this.npcs.delete(key);
     this.npcs.set(key, block);

@@ -1,5 +1,6 @@
 import fc from 'fast-check';
-import { NpcVectors } from './embedded-index';
+import { EmbeddedVectorIndex, NpcVectors } from './embedded-index';
+import type { MemoryStore } from './memory-store';
 import { InvalidEmbeddingError, bytesToVector, unitVector, vectorToBytes } from './vectors';
 
 const random = (d: number) => unitVector(Array.from({ length: d }, () => Math.random() * 2 - 1), d);
@@ -84,5 +85,74 @@ describe('NpcVectors (the embedded index’s per-NPC block)', () => {
     const v = unitVector([3, 4], 2);
     expect(Array.from(v)).toEqual([Math.fround(0.6), Math.fround(0.8)]);
     expect(bytesToVector(vectorToBytes(v))).toEqual(v);
+  });
+});
+
+/**
+ * The cache's catch-up logic against a stand-in for the memory rows (the
+ * real rows are exercised by the contract suite): a query never answers from
+ * a refresh older than the head it saw, and a refresh that straddles a
+ * rebuild's switch is not kept.
+ */
+describe('EmbeddedVectorIndex catch-up under concurrency', () => {
+  type Row = { memoryId: string; vec: number[]; visible: boolean; changedAt: bigint };
+  const rowsStore = () => {
+    const rows: Row[] = [];
+    let generation = 1;
+    let gate: Promise<void> | null = null;
+    const store = {
+      head: async () => ({ changedAt: rows.reduce((m, r) => (r.changedAt > m ? r.changedAt : m), 0n), generation }),
+      changes: async (_w: string, _n: string, after: bigint) => {
+        const snapshot = rows.filter((r) => r.changedAt > after).map((r) => ({ memoryId: r.memoryId, embedding: vectorToBytes(new Float32Array(r.vec)), visible: r.visible, changedAt: r.changedAt }));
+        if (gate) await gate;
+        return snapshot.sort((a, b) => (a.changedAt < b.changedAt ? -1 : 1));
+      },
+    };
+    return { rows, store: store as unknown as MemoryStore, switchTo: (g: number) => (generation = g), hold: (p: Promise<void> | null) => (gate = p) };
+  };
+  const ids = async (index: EmbeddedVectorIndex) => (await index.query({ worldId: 'w', npcId: 'n', vector: new Float32Array([1, 0]), topK: 5 })).map((m) => m.memoryId).sort();
+  const tick = () => new Promise((r) => setTimeout(r, 5));
+
+  it('a query that saw a newer head does not take an older refresh in flight', async () => {
+    const s = rowsStore();
+    s.rows.push({ memoryId: 'a', vec: [1, 0], visible: true, changedAt: 10n });
+    const index = new EmbeddedVectorIndex(s.store, { dimension: 2 });
+    let release!: () => void;
+    s.hold(new Promise((r) => (release = r)));
+    const first = ids(index);
+    await tick();
+    // Committed meanwhile: a forgotten (11), b recorded (12).
+    s.rows[0]!.visible = false;
+    s.rows[0]!.changedAt = 11n;
+    s.rows.push({ memoryId: 'b', vec: [0, 1], visible: true, changedAt: 12n });
+    const second = ids(index);
+    await tick();
+    s.hold(null);
+    release();
+    await first;
+    expect(await second).toEqual(['b']);
+  });
+
+  it('a refresh that straddles a rebuild switch is not kept', async () => {
+    const s = rowsStore();
+    s.rows.push({ memoryId: 'a', vec: [1, 0], visible: true, changedAt: 10n });
+    const index = new EmbeddedVectorIndex(s.store, { dimension: 2 });
+    expect(await ids(index)).toEqual(['a']);
+    s.rows.push({ memoryId: 'b', vec: [0, 1], visible: true, changedAt: 12n });
+    let release!: () => void;
+    s.hold(new Promise((r) => (release = r)));
+    const during = ids(index);
+    await tick();
+    // The switch: a rebuilt table in which `a` is not searchable, same positions.
+    s.rows.length = 0;
+    s.rows.push({ memoryId: 'a', vec: [1, 0], visible: false, changedAt: 10n }, { memoryId: 'b', vec: [0, 1], visible: true, changedAt: 12n });
+    s.switchTo(2);
+    const after = ids(index);
+    await tick();
+    s.hold(null);
+    release();
+    await during;
+    expect(await after).toEqual(['b']);
+    expect(await ids(index)).toEqual(['b']);
   });
 });

@@ -1,6 +1,6 @@
 import type { Pool } from 'pg';
 import { AdvisoryLease, withTransaction } from '@lorestore/infra';
-import { START, type EventStore, type Position, type RecordedEvent } from '@lorestore/event-store';
+import { START, comparePositions, type EventStore, type Position, type RecordedEvent } from '@lorestore/event-store';
 import { planMemoryOps } from './memory-plan';
 import type { MemoryStore, PendingSync } from './memory-store';
 import { isExternal, type ExternalVectorIndex, type VectorIndex } from './vector-index';
@@ -20,6 +20,8 @@ export type MemoryProjectorOptions = {
   lockName: string;
   /** Rows sent to the external index per round. */
   syncBatch?: number;
+  /** The deployment's VECTOR_DIMENSION: a row of another length (or all zeros) is never sent to an external index. */
+  dimension?: number;
   logger?: MemoryLogger;
   onBatch?: (info: { events: number; memories: number; ms: number; position: Position }) => void;
   onError?: (error: unknown) => void;
@@ -166,11 +168,21 @@ export class MemoryProjector {
     if (events.length === 0) return;
     await this.withGate(async () => {
       const started = performance.now();
-      const ops = planMemoryOps(events);
       const last = events.at(-1)!;
-      await withTransaction(this.options.pool, (client) =>
-        this.options.memories.apply(client, ops, { name: this.options.checkpointName, position: last.position, time: last.created, events: events.length }),
-      );
+      const ops = await withTransaction(this.options.pool, async (client) => {
+        // One batch of this projection at a time, whoever runs it (a leader handing over may still be
+        // finishing one), and only what the committed checkpoint does not cover yet.
+        await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`lorestore.memory-apply.${this.options.checkpointName}`]);
+        const { rows } = await client.query<{ commit: string; position: string }>('SELECT commit::text, position FROM projection_checkpoints WHERE name = $1', [
+          this.options.checkpointName,
+        ]);
+        const stored = rows[0] ? { commit: BigInt(rows[0].commit), prepare: BigInt(rows[0].position) } : null;
+        const fresh = stored ? events.filter((e) => comparePositions(e.position, stored) > 0) : events;
+        if (fresh.length === 0) return [];
+        const planned = planMemoryOps(fresh);
+        await this.options.memories.apply(client, planned, { name: this.options.checkpointName, position: last.position, time: last.created, events: fresh.length });
+        return planned;
+      });
       this.checkpoint = last.position;
       this.options.onBatch?.({ events: events.length, memories: ops.length, ms: performance.now() - started, position: last.position });
       if (ops.length > 0) this.syncKick?.();
@@ -186,7 +198,14 @@ export class MemoryProjector {
     for (;;) {
       const pending = await this.options.memories.pendingSync(this.options.syncBatch ?? 500);
       if (pending.length === 0) return sent;
-      const upserts = pending.filter((p) => p.visible);
+      // A vector the index would refuse (another dimension, all zeros: events written before the API
+      // checked them) must not hold up every later change: it is left out of the index, with a warning.
+      const indexable = (p: PendingSync) => {
+        if (this.options.dimension !== undefined && p.embedding.length !== this.options.dimension * 4) return false;
+        return bytesToVector(p.embedding).some((x) => x !== 0);
+      };
+      const upserts = pending.filter((p) => p.visible && indexable(p));
+      for (const p of pending) if (p.visible && !indexable(p)) this.logger.warn(`memory ${p.memoryId}: its embedding cannot be indexed (wrong length or all zeros); left out of the ${index.kind} index`);
       const deletes = new Map<string, PendingSync[]>();
       for (const p of pending) {
         if (p.visible) continue;

@@ -84,7 +84,8 @@ export class MemoryStore {
               WHERE world_id = $1 AND npc_id = $2 AND revision < $3::bigint AND changed_at < $5::bigint)
            UPDATE ${this.table} m SET rolled_back = next.rolled_back, forgotten = next.forgotten, changed_at = $5${this.external ? '' : ', indexed = NOT next.rolled_back AND NOT next.forgotten'}
              FROM next
-            WHERE m.memory_id = next.memory_id AND (m.rolled_back, m.forgotten) IS DISTINCT FROM (next.rolled_back, next.forgotten)`,
+            WHERE m.memory_id = next.memory_id AND m.changed_at < $5::bigint
+              AND (m.rolled_back, m.forgotten) IS DISTINCT FROM (next.rolled_back, next.forgotten)`,
           [op.worldId, op.npcId, op.before.toString(), JSON.stringify(op.kept), op.position.toString()],
         );
       }
@@ -130,6 +131,33 @@ export class MemoryStore {
         embeddings,
       ],
     );
+  }
+
+  /**
+   * Records which index the rows' `indexed` marks speak for, and when it
+   * changed (VECTOR_INDEX switched), resets them: for an external index every
+   * row is to be sent again; for the embedded one the rows are the index.
+   * Returns the previous kind (null on a new database).
+   */
+  async adoptIndexKind(kind: 'embedded' | 'pinecone'): Promise<string | null> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const { rows } = await client.query<{ kind: string }>('SELECT kind FROM npc_memory_index WHERE id = 1 FOR UPDATE');
+      // Rows from before this table existed were embedded ones (the only index then).
+      const previous = rows[0]?.kind ?? ((await client.query(`SELECT 1 FROM ${this.table} LIMIT 1`)).rowCount ? 'embedded' : null);
+      if (previous !== null && previous !== kind) {
+        await client.query(kind === 'embedded' ? `UPDATE ${this.table} SET indexed = (${VISIBLE})` : `UPDATE ${this.table} SET indexed = NULL`);
+      }
+      await client.query('INSERT INTO npc_memory_index (id, kind) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET kind = excluded.kind', [kind]);
+      await client.query('COMMIT');
+      return previous;
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    } finally {
+      client.release();
+    }
   }
 
   /** The last change to an NPC's memories (0 when it has none), and the projection's generation (a rebuild's switch raises it). */

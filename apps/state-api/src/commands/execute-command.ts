@@ -120,6 +120,14 @@ export class ExecuteCommandHandler implements ICommandHandler<ExecuteCommand, Co
     } catch (error) {
       // A copy of this command may have won a race with us: then its answer is ours.
       if (error instanceof DomainRefusal || error instanceof WrongExpectedVersionError) {
+        if (this.store instanceof MirroredEventStore) {
+          // EventStoreDB mode: the first copy may be in EventStoreDB and not yet in the mirror.
+          const prior = await this.store.priorResult(routeCommand(command).streamId, command.metadata.commandId, hash);
+          if (prior) {
+            this.metrics.commands.inc({ type: command.type, outcome: 'duplicate' });
+            return await this.withMemoryId(command, toCommandResponse(prior));
+          }
+        }
         const prior = await this.store.commandResult(command.metadata.commandId);
         if (prior && prior.commandHash === hash) {
           this.metrics.commands.inc({ type: command.type, outcome: 'duplicate' });

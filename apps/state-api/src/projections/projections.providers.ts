@@ -105,6 +105,7 @@ export const createMemoryProjection = (
     memories: deps.memories,
     index: deps.index,
     checkpointName: MEMORY_PROJECTION,
+    dimension: config.VECTOR_DIMENSION,
     batchSize: config.PROJECTION_BATCH_SIZE,
     lockName: `lorestore.memory-projector.${config.DATABASE_SCHEMA}`,
     logger,
@@ -139,7 +140,12 @@ export const projectionProviders: Provider[] = [
     inject: [PG_POOL, APP_CONFIG, READ_MODELS],
     useFactory: async (pool: Pool, config: AppConfig) => {
       await migrateSemanticMemory(pool, config.DATABASE_SCHEMA);
-      return new MemoryStore(pool, MEMORY_PROJECTION, config.VECTOR_INDEX !== 'embedded');
+      const store = new MemoryStore(pool, MEMORY_PROJECTION, config.VECTOR_INDEX !== 'embedded');
+      const previous = await store.adoptIndexKind(config.VECTOR_INDEX);
+      if (previous !== null && previous !== config.VECTOR_INDEX) {
+        new NestLogger('VectorIndex').warn(`VECTOR_INDEX changed from ${previous} to ${config.VECTOR_INDEX}: every memory is sent to the new index`);
+      }
+      return store;
     },
   },
   {

@@ -293,7 +293,15 @@ class EsdbAllSubscription implements AllSubscription {
       filter: excludeSystemEvents(),
     });
     this.current = subscription;
+    // A new stream starts unpaused; a consumer still behind pauses it again at once.
+    this.paused = false;
+    if (this.queue.length >= this.batchSize * 4) {
+      this.paused = true;
+      subscription.pause();
+    }
     subscription.on('data', (resolved: AllStreamResolvedEvent) => {
+      // A stream given up on (reconnecting) must not deliver anything more.
+      if (this.current !== subscription) return;
       const event = toRecorded(resolved);
       if (!event || isSystem(event.type)) return;
       this.backoff = this.options.reconnect?.initialMs ?? 100;

@@ -155,7 +155,10 @@ export class EsdbMirror {
          ), ins AS (
            INSERT INTO events (stream_id, revision, event_id, type, schema_version, data, metadata, created_at, esdb_commit, esdb_prepare)
            SELECT stream_id, revision, event_id, type, v, data, metadata, created, commit, prepare FROM input ORDER BY ord
-           ON CONFLICT DO NOTHING
+           -- Only an event already mirrored (same EventStoreDB position) is skipped. Any other clash — an event id
+           -- EventStoreDB holds twice, a revision taken by a row not from EventStoreDB — stops the mirror loudly
+           -- (logged, retried) rather than letting the copy differ from the log in silence.
+           ON CONFLICT (esdb_commit, esdb_prepare) WHERE esdb_commit IS NOT NULL DO NOTHING
            RETURNING stream_id
          ), heads AS (
            INSERT INTO streams AS s (stream_id, world_id, category, revision, last_tx)

@@ -55,11 +55,8 @@ export class MirroredEventStore extends PostgresEventStore {
 
   private async appendOnce(streamId: string, events: EventData[], options: AppendOptions): Promise<AppendResult> {
     if (options.commandId) {
-      const prior = await this.commandResult(options.commandId);
-      if (prior) {
-        if (prior.commandHash !== null && options.commandHash !== undefined && prior.commandHash !== options.commandHash) throw new CommandIdReusedError(options.commandId);
-        return { ...prior.result, duplicate: true };
-      }
+      const prior = await this.priorResult(streamId, options.commandId, options.commandHash);
+      if (prior) return prior;
     }
     const ids = events.map((e, i) => e.id ?? (options.commandId ? deriveEventId(options.commandId, i) : randomUUID()));
     // The same event ids already mirrored into this stream: a repeat, answered as the first append was.
@@ -113,6 +110,47 @@ export class MirroredEventStore extends PostgresEventStore {
       }
     }
     return results;
+  }
+
+  /**
+   * The answer to a command already appended: from the mirror's command
+   * results, or — when the mirror has not caught up with it yet — found in
+   * EventStoreDB's stream by the event id its commandId derives, then waited
+   * for in the mirror. Without the second look, a command resent while the
+   * mirror lags would be decided again on EventStoreDB's newer state and
+   * appended a second time at the next revision (EventStoreDB drops a
+   * repeated event id only at the same expected revision).
+   */
+  async priorResult(streamId: string, commandId: string, commandHash: string | undefined): Promise<AppendResult | null> {
+    const check = (hash: string | null | undefined) => {
+      if (hash && commandHash !== undefined && hash !== commandHash) throw new CommandIdReusedError(commandId);
+    };
+    const mirrored = await this.commandResult(commandId);
+    if (mirrored) {
+      check(mirrored.commandHash);
+      return { ...mirrored.result, duplicate: true };
+    }
+    const first = deriveEventId(commandId, 0);
+    // Only what the mirror does not hold yet is looked at (usually nothing: one empty read).
+    const { rows: heads } = await this.pool.query<{ revision: string }>('SELECT revision FROM streams WHERE stream_id = $1', [streamId]);
+    const mirroredHead = heads[0] ? BigInt(heads[0].revision) : -1n;
+    const tail = await this.esdb.readStream(streamId, { fromRevision: mirroredHead + 1n, maxCount: PRIOR_SCAN });
+    const found = tail.find((e) => e.id === first) as (RecordedEvent & { commandHash?: string }) | undefined;
+    if (!found) return null;
+    check(found.commandHash);
+    const ids = tail.filter((e) => e.metadata?.commandId === commandId).map((e) => e.id);
+    const rows = await this.waitForMirror(ids);
+    if (rows) return { ...this.resultFrom(streamId, rows, []), duplicate: true };
+    const ordered = tail.filter((e) => ids.includes(e.id)).sort((a, b) => (a.revision < b.revision ? -1 : 1));
+    const last = ordered.at(-1)!;
+    return {
+      streamId,
+      nextExpectedRevision: last.revision,
+      position: last.position,
+      events: ordered.map((e) => ({ id: e.id, type: e.type, revision: e.revision, position: e.position })),
+      duplicate: true,
+      mirrored: false,
+    };
   }
 
   /**
@@ -180,3 +218,6 @@ export class MirroredEventStore extends PostgresEventStore {
 }
 
 type MirroredRow = { id: string; streamId: string; revision: bigint; position: Position; type: string };
+
+/** How many of a stream's events beyond the mirror's head are searched for a command the mirror has not caught up with. */
+const PRIOR_SCAN = 64;
