@@ -196,40 +196,67 @@ export class MemoryProjector {
   async syncOnce(index: ExternalVectorIndex): Promise<number> {
     let sent = 0;
     for (;;) {
-      const pending = await this.options.memories.pendingSync(this.options.syncBatch ?? 500);
-      if (pending.length === 0) return sent;
-      // A vector the index would refuse (another dimension, all zeros: events written before the API
-      // checked them) must not hold up every later change: it is left out of the index, with a warning.
-      const indexable = (p: PendingSync) => {
-        if (this.options.dimension !== undefined && p.embedding.length !== this.options.dimension * 4) return false;
-        return bytesToVector(p.embedding).some((x) => x !== 0);
-      };
-      const upserts = pending.filter((p) => p.visible && indexable(p));
-      for (const p of pending) if (p.visible && !indexable(p)) this.logger.warn(`memory ${p.memoryId}: its embedding cannot be indexed (wrong length or all zeros); left out of the ${index.kind} index`);
-      const deletes = new Map<string, PendingSync[]>();
-      for (const p of pending) {
-        if (p.visible) continue;
-        if (!deletes.has(p.worldId)) deletes.set(p.worldId, []);
-        deletes.get(p.worldId)!.push(p);
-      }
-      if (upserts.length > 0) {
-        await index.upsert(
-          upserts.map((p) => ({
-            memoryId: p.memoryId,
-            worldId: p.worldId,
-            npcId: p.npcId,
-            vector: bytesToVector(p.embedding),
-            text: p.text,
-            importance: p.importance,
-            createdAt: p.createdAt,
-            position: p.position,
-          })),
-        );
-      }
-      for (const [worldId, rows] of deletes) await index.remove(worldId, rows.map((r) => r.memoryId));
-      await this.options.memories.markSynced(pending);
-      sent += pending.length;
+      const round = await this.syncRound(index);
+      if (round === 0) return sent;
+      sent += round;
     }
+  }
+
+  /**
+   * One round of the outbox: read, send, mark. Rounds of every process go
+   * one at a time (a session lock on one connection), so a leader handing
+   * over cannot send a memory's older state after its successor sent the
+   * newer one and marked it.
+   */
+  private async syncRound(index: ExternalVectorIndex): Promise<number> {
+    const client = await this.options.pool.connect();
+    const lock = `lorestore.memory-sync.${this.options.checkpointName}`;
+    let locked = false;
+    try {
+      await client.query('SELECT pg_advisory_lock(hashtext($1))', [lock]);
+      locked = true;
+      return await this.sendPending(index);
+    } finally {
+      const unlocked = locked && (await client.query('SELECT pg_advisory_unlock(hashtext($1))', [lock]).then(() => true, () => false));
+      // A connection that failed, or may still hold the lock, is destroyed: that releases the lock too.
+      client.release(!unlocked);
+    }
+  }
+
+  private async sendPending(index: ExternalVectorIndex): Promise<number> {
+    const pending = await this.options.memories.pendingSync(this.options.syncBatch ?? 500);
+    if (pending.length === 0) return 0;
+    // A vector the index would refuse (another dimension, all zeros: events written before the API
+    // checked them) must not hold up every later change: it is left out of the index, with a warning.
+    const indexable = (p: PendingSync) => {
+      if (this.options.dimension !== undefined && p.embedding.length !== this.options.dimension * 4) return false;
+      return bytesToVector(p.embedding).some((x) => x !== 0);
+    };
+    const upserts = pending.filter((p) => p.visible && indexable(p));
+    for (const p of pending) if (p.visible && !indexable(p)) this.logger.warn(`memory ${p.memoryId}: its embedding cannot be indexed (wrong length or all zeros); left out of the ${index.kind} index`);
+    const deletes = new Map<string, PendingSync[]>();
+    for (const p of pending) {
+      if (p.visible) continue;
+      if (!deletes.has(p.worldId)) deletes.set(p.worldId, []);
+      deletes.get(p.worldId)!.push(p);
+    }
+    if (upserts.length > 0) {
+      await index.upsert(
+        upserts.map((p) => ({
+          memoryId: p.memoryId,
+          worldId: p.worldId,
+          npcId: p.npcId,
+          vector: bytesToVector(p.embedding),
+          text: p.text,
+          importance: p.importance,
+          createdAt: p.createdAt,
+          position: p.position,
+        })),
+      );
+    }
+    for (const [worldId, rows] of deletes) await index.remove(worldId, rows.map((r) => r.memoryId));
+    await this.options.memories.markSynced(pending);
+    return pending.length;
   }
 
   private async syncForever(index: ExternalVectorIndex): Promise<void> {
