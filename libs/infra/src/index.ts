@@ -2,3 +2,4 @@ export * from './postgres/embedded';
 export * from './postgres/migrate';
 export * from './postgres/pool';
 export * from './postgres/lease';
+export * from './postgres/leader-loop';

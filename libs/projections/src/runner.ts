@@ -1,5 +1,6 @@
-import type { Pool, PoolClient } from 'pg';
+import type { Pool } from 'pg';
 import { parseStreamId } from '@lorestore/domain';
+import { AdvisoryLease } from '@lorestore/infra';
 import { START, comparePositions, type EventStore, type Position, type RecordedEvent } from '@lorestore/event-store';
 import type { HotStateStore } from './hot-state/hot-state';
 import type { ReadModelStore } from './postgres/read-model-store';
@@ -40,8 +41,6 @@ export type ProjectionRunnerOptions = {
 
 const PARTITION_MAINTENANCE_MS = 6 * 60 * 60 * 1000;
 const MAX_BACKOFF_MS = 5000;
-/** How often the leader checks the connection that holds its lock. */
-const LEASE_CHECK_MS = 5000;
 
 /** Asks for the next item as soon as one is handed out, so the feed read overlaps the batch's work. */
 async function* readAhead<T>(source: AsyncIterable<T>): AsyncGenerator<T> {
@@ -75,8 +74,7 @@ export class ProjectionRunner {
   private readonly logger: RunnerLogger;
   private stopped = false;
   private loop: Promise<void> | null = null;
-  private lockClient: PoolClient | null = null;
-  private lockLost = false;
+  private readonly lease: AdvisoryLease;
   private readonly sleepers = new Set<() => void>();
   private subscription: { unsubscribe(): Promise<void> } | null = null;
   private readonly checkpoints = new Map<string, Position | null>();
@@ -94,6 +92,8 @@ export class ProjectionRunner {
   constructor(private readonly options: ProjectionRunnerOptions) {
     this.projections = options.projections ?? ALL_PROJECTIONS;
     this.logger = options.logger ?? silent;
+    // Losing the lock (its connection broke or stopped answering) ends the subscription at once.
+    this.lease = new AdvisoryLease(options.pool, options.lockName, () => void this.subscription?.unsubscribe());
     // Guarded writes cannot undo newer ones, so the resync may run beside the batches.
     options.hot.onPossibleLoss(() => {
       this.resyncing = this.resyncing.then(() => this.resync()).catch((error: unknown) => this.logger.error(`projector: resync failed: ${String(error)}`));
@@ -101,7 +101,7 @@ export class ProjectionRunner {
   }
 
   get isLeader(): boolean {
-    return this.lockClient !== null && !this.lockLost;
+    return this.lease.held;
   }
 
   /** The position every projection of this runner has committed, as far as this process knows. */
@@ -194,76 +194,21 @@ export class ProjectionRunner {
         await this.sleep(backoff);
         backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
       } finally {
-        if (this.lockLost || this.stopped) this.releaseLead();
+        if (!this.lease.held || this.stopped) this.lease.release();
       }
     }
-    this.releaseLead();
+    this.lease.release();
   }
 
   /** Takes or keeps the advisory lock; false while another runner holds it. */
   private async lead(): Promise<boolean> {
-    if (this.lockClient && !this.lockLost) return true;
-    this.releaseLead();
-    const client = await this.options.pool.connect();
-    try {
-      const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtext($1)) AS ok', [this.options.lockName]);
-      if (!rows[0]!.ok) {
-        client.release();
-        return false;
-      }
-    } catch (error) {
-      client.release(true);
-      throw error;
-    }
-    this.lockLost = false;
-    const lose = () => {
-      this.lockLost = true;
-      void this.subscription?.unsubscribe();
-    };
-    client.on('error', lose);
-    this.lockClient = client;
-    this.watchLease(client, lose);
+    if (this.lease.held) return true;
+    if (!(await this.lease.acquire())) return false;
     this.docCache.clear();
     // Another runner may have led meanwhile: an in-process hot store holds only what this one wrote.
     if (this.options.clearsHotStateOnLead !== false) this.options.hot.forget?.();
     this.logger.info(`projector: leading ${this.names.join(', ')}`);
     return true;
-  }
-
-  /**
-   * The lock lives as long as its connection, and a connection to a host that
-   * died silently lingers until TCP gives up. The leader checks its own
-   * connection every few seconds and steps down when it does not answer.
-   */
-  private watchLease(client: PoolClient, lose: () => void): void {
-    let pending = false;
-    const timer = setInterval(() => {
-      if (this.lockClient !== client) {
-        clearInterval(timer);
-        return;
-      }
-      if (pending) {
-        clearInterval(timer);
-        lose();
-        return;
-      }
-      pending = true;
-      client.query('SELECT 1').then(
-        () => (pending = false),
-        () => {
-          clearInterval(timer);
-          lose();
-        },
-      );
-    }, LEASE_CHECK_MS);
-    timer.unref();
-  }
-
-  private releaseLead(): void {
-    const client = this.lockClient;
-    this.lockClient = null;
-    // Destroying the connection releases the session lock, also when the connection is already broken.
-    client?.release(true);
   }
 
   /**
@@ -310,10 +255,10 @@ export class ProjectionRunner {
     // Closed before any exit from the loop: readAhead keeps a read pending, and leaving the loop
     // waits for it, which on a quiet feed would be until the next event.
     const leave = () => subscription.unsubscribe().catch(() => undefined);
-    if (this.stopped || this.lockLost) await leave();
+    if (this.stopped || !this.lease.held) await leave();
     try {
       for await (const batch of readAhead(subscription.batches())) {
-        if (this.stopped || this.lockLost) {
+        if (this.stopped || !this.lease.held) {
           await leave();
           break;
         }
@@ -427,7 +372,7 @@ export class ProjectionRunner {
         await this.options.hot.put(docs);
         return;
       } catch (error) {
-        if (this.stopped || this.lockLost) throw error;
+        if (this.stopped || !this.lease.held) throw error;
         this.logger.warn(`projector: hot store write failed (${(error as Error).message}); retrying in ${backoff} ms`);
         await this.sleep(backoff);
         backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);

@@ -1,5 +1,5 @@
 import type { Pool } from 'pg';
-import { AdvisoryLease, withTransaction } from '@lorestore/infra';
+import { LeaderLoop, SerialGate, withTransaction } from '@lorestore/infra';
 import { START, comparePositions, type EventStore, type Position, type RecordedEvent } from '@lorestore/event-store';
 import { planMemoryOps } from './memory-plan';
 import type { MemoryStore, PendingSync } from './memory-store';
@@ -41,24 +41,29 @@ const MAX_BACKOFF_MS = 5000;
  */
 export class MemoryProjector {
   private readonly logger: MemoryLogger;
-  private readonly lease: AdvisoryLease;
-  private stopped = true;
-  private loop: Promise<void> | null = null;
+  private readonly leader: LeaderLoop;
   private syncLoop: Promise<void> | null = null;
   private subscription: { unsubscribe(): Promise<void> } | null = null;
   private checkpoint: Position | null = null;
-  private gate: Promise<void> = Promise.resolve();
-  private readonly sleepers = new Set<() => void>();
+  private readonly gate = new SerialGate();
   private syncKick: (() => void) | null = null;
   private waiters = new Set<() => void>();
 
   constructor(private readonly options: MemoryProjectorOptions) {
     this.logger = options.logger ?? silent;
-    this.lease = new AdvisoryLease(options.pool, options.lockName, () => void this.subscription?.unsubscribe());
+    this.leader = new LeaderLoop({
+      pool: options.pool,
+      lockName: options.lockName,
+      name: 'memory projector',
+      work: () => this.follow(),
+      onLeaseLost: () => void this.subscription?.unsubscribe(),
+      onError: options.onError,
+      logger: this.logger,
+    });
   }
 
   get isLeader(): boolean {
-    return this.lease.held;
+    return this.leader.isLeader;
   }
 
   /** The position of the last event committed, as this process knows it. */
@@ -71,28 +76,25 @@ export class MemoryProjector {
   }
 
   start(): void {
-    if (this.loop) return;
-    this.stopped = false;
-    this.loop = this.run();
+    if (!this.leader.isStopped) return;
+    this.leader.start();
     const index = this.options.index;
     if (index && isExternal(index)) this.syncLoop = this.syncForever(index);
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
-    for (const wake of [...this.sleepers]) wake();
-    this.syncKick?.();
-    await this.subscription?.unsubscribe().catch(() => undefined);
-    await this.loop;
+    const stopping = this.leader.stop(async () => {
+      this.syncKick?.();
+      await this.subscription?.unsubscribe();
+    });
+    await stopping;
     await this.syncLoop;
-    this.loop = null;
     this.syncLoop = null;
-    this.lease.release();
   }
 
   /** Runs `fn` between two batches (a rebuild's switch). */
   runExclusive<T>(fn: (position: Position | null) => Promise<T>): Promise<T> {
-    return this.withGate(() => fn(this.checkpoint));
+    return this.gate.run(() => fn(this.checkpoint));
   }
 
   /** Resolves on the next commit, or after `ms`. */
@@ -108,45 +110,13 @@ export class MemoryProjector {
     });
   }
 
-  private async withGate<T>(fn: () => Promise<T>): Promise<T> {
-    const previous = this.gate;
-    let release!: () => void;
-    this.gate = new Promise((resolve) => (release = resolve));
-    await previous;
-    try {
-      return await fn();
-    } finally {
-      release();
-    }
-  }
-
-  private async run(): Promise<void> {
-    let backoff = 100;
-    while (!this.stopped) {
-      try {
-        if (!(await this.lease.acquire())) {
-          await this.sleep(1000);
-          continue;
-        }
-        await this.follow();
-        backoff = 100;
-      } catch (error) {
-        if (this.stopped) break;
-        this.options.onError?.(error);
-        this.logger.warn(`memory projector: ${(error as Error).message}; retrying in ${backoff} ms`);
-        await this.sleep(backoff);
-        backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
-      }
-    }
-  }
-
   private async follow(): Promise<void> {
     this.checkpoint = await this.storedCheckpoint();
     const subscription = this.options.store.subscribeToAll({ fromPosition: this.checkpoint ?? START, batchSize: this.options.batchSize });
     this.subscription = subscription;
     try {
       for await (const batch of subscription.batches()) {
-        if (this.stopped || !this.lease.held) break;
+        if (this.leader.isStopped || !this.leader.isLeader) break;
         await this.apply(batch);
       }
     } finally {
@@ -166,7 +136,7 @@ export class MemoryProjector {
   /** One batch of the feed: rows and checkpoint in one transaction. Public for tests that deliver batches themselves. */
   async apply(events: readonly RecordedEvent[]): Promise<void> {
     if (events.length === 0) return;
-    await this.withGate(async () => {
+    await this.gate.run(async () => {
       const started = performance.now();
       const last = events.at(-1)!;
       const ops = await withTransaction(this.options.pool, async (client) => {
@@ -261,30 +231,18 @@ export class MemoryProjector {
 
   private async syncForever(index: ExternalVectorIndex): Promise<void> {
     let backoff = 200;
-    while (!this.stopped) {
+    while (!this.leader.isStopped) {
       const kicked = new Promise<void>((resolve) => (this.syncKick = resolve));
       try {
-        if (this.lease.held) await this.syncOnce(index);
+        if (this.leader.isLeader) await this.syncOnce(index);
         backoff = 200;
-        await Promise.race([kicked, this.sleep(1000)]);
+        await Promise.race([kicked, this.leader.sleep(1000)]);
       } catch (error) {
-        if (this.stopped) break;
+        if (this.leader.isStopped) break;
         this.logger.warn(`memory projector: the ${index.kind} index did not take the changes (${(error as Error).message}); retrying in ${backoff} ms`);
-        await this.sleep(backoff);
+        await this.leader.sleep(backoff);
         backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
       }
     }
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.sleepers.delete(done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      this.sleepers.add(done);
-    });
   }
 }

@@ -1,5 +1,5 @@
 import type { Pool } from 'pg';
-import { AdvisoryLease, withTransaction } from '@lorestore/infra';
+import { LeaderLoop, withTransaction } from '@lorestore/infra';
 import { START, type Position, type RecordedEvent } from '../types';
 import type { EsdbEventStore, EsdbRecordedEvent } from './esdb-event-store';
 
@@ -36,20 +36,25 @@ const MIRROR = 'mirror';
  */
 export class EsdbMirror {
   private readonly logger: MirrorLogger;
-  private readonly lease: AdvisoryLease;
-  private stopped = true;
-  private loop: Promise<void> | null = null;
+  private readonly leader: LeaderLoop;
   private subscription: { unsubscribe(): Promise<void> } | null = null;
   private last: Position | null = null;
-  private readonly sleepers = new Set<() => void>();
 
   constructor(private readonly options: EsdbMirrorOptions) {
     this.logger = options.logger ?? silent;
-    this.lease = new AdvisoryLease(options.pool, options.lockName, () => void this.subscription?.unsubscribe());
+    this.leader = new LeaderLoop({
+      pool: options.pool,
+      lockName: options.lockName,
+      name: 'esdb mirror',
+      work: () => this.follow(),
+      onLeaseLost: () => void this.subscription?.unsubscribe(),
+      onError: options.onError,
+      logger: this.logger,
+    });
   }
 
   get isLeader(): boolean {
-    return this.lease.held;
+    return this.leader.isLeader;
   }
 
   /** EventStoreDB's position of the last event mirrored, as this process knows it. */
@@ -58,18 +63,13 @@ export class EsdbMirror {
   }
 
   start(): void {
-    if (this.loop) return;
-    this.stopped = false;
-    this.loop = this.run();
+    this.leader.start();
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
-    for (const wake of [...this.sleepers]) wake();
-    await this.subscription?.unsubscribe().catch(() => undefined);
-    await this.loop;
-    this.loop = null;
-    this.lease.release();
+    await this.leader.stop(async () => {
+      await this.subscription?.unsubscribe();
+    });
   }
 
   /** The checkpoint as PostgreSQL has it (whichever process mirrors). */
@@ -84,35 +84,15 @@ export class EsdbMirror {
       : { position: null, events: 0, eventTime: null, updatedAt: null };
   }
 
-  private async run(): Promise<void> {
-    let backoff = 100;
-    while (!this.stopped) {
-      try {
-        if (!(await this.lease.acquire())) {
-          await this.sleep(1000);
-          continue;
-        }
-        await this.follow();
-        backoff = 100;
-      } catch (error) {
-        if (this.stopped) break;
-        this.options.onError?.(error);
-        this.logger.warn(`esdb mirror: ${(error as Error).message}; retrying in ${backoff} ms`);
-        await this.sleep(backoff);
-        backoff = Math.min(backoff * 2, 5000);
-      }
-    }
-  }
-
   private async follow(): Promise<void> {
     this.last = (await this.status()).position;
     const subscription = this.options.esdb.subscribeToAll({ fromPosition: this.last ?? START, batchSize: this.options.batchSize ?? 1000 });
     this.subscription = subscription;
     try {
       for await (const batch of subscription.batches()) {
-        if (this.stopped || !this.lease.held) break;
-        if (this.options.delayMs) await this.sleep(this.options.delayMs);
-        if (this.stopped || !this.lease.held) break;
+        if (this.leader.isStopped || !this.leader.isLeader) break;
+        if (this.options.delayMs) await this.leader.sleep(this.options.delayMs);
+        if (this.leader.isStopped || !this.leader.isLeader) break;
         await this.write(batch);
       }
     } finally {
@@ -180,17 +160,5 @@ export class EsdbMirror {
     );
     this.last = last.position;
     this.options.onCommitted?.(batch.map((e) => e.id));
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.sleepers.delete(done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      this.sleepers.add(done);
-    });
   }
 }
