@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { EventStoreDBClient } from '@eventstore/db-client';
-import { startTestApp, type TestApp } from '../support/app';
+import { ADMIN_KEY, startTestApp, type TestApp } from '../support/app';
 
 /**
  * EventStoreDB mode through HTTP, where it differs from PostgreSQL mode: a
@@ -37,6 +37,29 @@ describe('EventStoreDB mode: what only it can answer', () => {
     expect(r.status).toBe(409);
     expect(r.body).toMatchObject({ type: 'urn:lorestore:problem:stream-deleted' });
     expect(t.esdb!.log().length).toBe(before);
+  });
+
+  it('a world rollback that fails part-way records and reports the part that was applied (no transaction across streams)', async () => {
+    const [a, b] = [randomUUID(), randomUUID()].sort();
+    const command = (type: string, payload: Record<string, unknown>) =>
+      t.request({ method: 'POST', url: '/v1/worlds/part/commands', body: { commandId: randomUUID(), type, payload } });
+    await command('entity.spawn', { entityId: a, kind: 'item', attributes: { n: 1 } });
+    const target = await command('entity.spawn', { entityId: b, kind: 'item', attributes: { n: 1 } });
+    await command('entity.update', { entityId: a, set: { n: 2 } });
+    const last = await command('entity.update', { entityId: b, set: { n: 2 } });
+    const client = EventStoreDBClient.connectionString(t.esdb!.connectionString);
+    await client.tombstoneStream(`entity-part-${b}`);
+    await client.dispose();
+    const admin = (method: 'GET' | 'POST', url: string, body?: unknown) => t.request({ method, url, key: ADMIN_KEY, ...(body ? { body } : {}) });
+    const r = await admin('POST', '/v1/admin/worlds/part/rollback', { toPosition: target.body.position, reason: 'bad patch' });
+    expect(r.status).toBe(409);
+    expect(r.body).toMatchObject({ type: 'urn:lorestore:problem:partially-applied', appliedStreams: [`entity-part-${a}`], failedStream: `entity-part-${b}` });
+    const audit = await admin('GET', `/v1/admin/rollbacks/${r.body.operationId}`);
+    expect(audit.status).toBe(200);
+    expect(audit.body.streams.map((s: { streamId: string }) => s.streamId)).toEqual([`entity-part-${a}`]);
+    const entity = await t.request({ method: 'GET', url: `/v1/worlds/part/entities/${a}?minPosition=${audit.body.position}` });
+    expect(entity.body.attributes).toEqual({ n: 1 });
+    expect(last.status).toBe(200);
   });
 
   it('EventStoreDB unreachable: 503 with Retry-After, nothing appended', async () => {

@@ -42,3 +42,22 @@ export class StreamDeletedError extends Error {
     super(`stream ${streamId} was deleted for good (tombstoned)`);
   }
 }
+
+/**
+ * EventStoreDB mode: appends to several streams (a world rollback) cannot be
+ * one transaction; the first `applied` streams were appended when `failedStream`
+ * failed (`cause`). What was applied is recorded (the caller's `beforeCommit`
+ * ran for it) so it can be audited and undone.
+ */
+export class PartialAppendError extends Error {
+  override readonly name = 'PartialAppendError';
+  /** Set by the operation that owned the appends (a rollback's id). */
+  operationId: string | null = null;
+  constructor(
+    readonly applied: string[],
+    readonly failedStream: string,
+    override readonly cause: unknown,
+  ) {
+    super(`${applied.length} stream(s) were appended before ${failedStream} failed (${(cause as Error)?.message ?? String(cause)}); EventStoreDB has no transaction across streams`);
+  }
+}

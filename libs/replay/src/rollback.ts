@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { Pool, PoolClient } from 'pg';
 import { EVENT_SCHEMA_VERSIONS, inRanges, parseStreamId, type RevisionRanges, type StreamRolledBack } from '@lorestore/domain';
-import { deriveEventId, WrongExpectedVersionError, type PostgresEventStore, type StreamAppend } from '@lorestore/event-store';
+import { deriveEventId, PartialAppendError, WrongExpectedVersionError, type PostgresEventStore, type StreamAppend } from '@lorestore/event-store';
 import type { StateAt } from './state-at';
 
 /** What an admin asks to undo. */
@@ -283,6 +283,10 @@ export class Rollbacks {
         });
         return { operation, duplicate: false, plan };
       } catch (error) {
+        if (error instanceof PartialAppendError) {
+          error.operationId = operationId;
+          throw error;
+        }
         const raced = await this.raced(error, operationId, requestHash);
         if (raced) return { ...raced, plan: { streams: raced.operation.streams } };
         if (!(error instanceof WrongExpectedVersionError) || request.scope.type === 'stream' || attempt >= REPLANS) throw error;
@@ -329,6 +333,10 @@ export class Rollbacks {
       });
       return { operation, duplicate: false };
     } catch (error) {
+      if (error instanceof PartialAppendError) {
+        error.operationId = operationId;
+        throw error;
+      }
       // Two restores of one rollback raced: the unique index (or the streams' revisions) let one through.
       if ((error as { code?: string; constraint?: string }).constraint === 'rollback_operations_one_restore' || error instanceof WrongExpectedVersionError) {
         const winner = await this.pool.query<{ operation_id: string }>('SELECT operation_id FROM rollback_operations WHERE restores = $1', [request.operationId]);
@@ -428,7 +436,8 @@ export class Rollbacks {
     let record: OperationRecord | null = null;
     await this.options.store.appendToStreams(appends, {
       beforeCommit: async (client: PoolClient, results) => {
-        const streams: AppliedStream[] = op.streams.map((s, i) => ({ ...s, revision: Number(results[i]!.nextExpectedRevision) }));
+        // All of them; in EventStoreDB mode, after a failure part-way, the part that was appended.
+        const streams: AppliedStream[] = op.streams.slice(0, results.length).map((s, i) => ({ ...s, revision: Number(results[i]!.nextExpectedRevision) }));
         const position = results.reduce((max, r) => (r.position.prepare > max ? r.position.prepare : max), 0n);
         const { rows } = await client.query<OperationRow>(
           `INSERT INTO rollback_operations (operation_id, world_id, kind, scope, reason, actor, request_hash, streams, position, restores)

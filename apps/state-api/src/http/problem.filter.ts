@@ -1,7 +1,7 @@
 import { ArgumentsHost, Catch, HttpException, Logger, type ExceptionFilter } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
 import { DomainRefusal } from '@lorestore/domain';
-import { CommandIdReusedError, EventStoreUnavailableError, StreamDeletedError, WrongExpectedVersionError } from '@lorestore/event-store';
+import { CommandIdReusedError, EventStoreUnavailableError, PartialAppendError, StreamDeletedError, WrongExpectedVersionError } from '@lorestore/event-store';
 import {
   NotRestorableError,
   OperationIdReusedError,
@@ -74,6 +74,13 @@ export const toProblem = (error: unknown): Problem | null => {
   if (error instanceof UnknownProjectionError) return new Problem(404, 'unknown-projection', 'Unknown projection', error.message);
   if (error instanceof RebuildInProgressError) {
     return new Problem(409, 'rebuild-in-progress', 'Rebuild in progress', error.message, { projection: error.projection, jobId: error.jobId });
+  }
+  if (error instanceof PartialAppendError) {
+    return new Problem(409, 'partially-applied', 'Applied to part of the streams', error.message, {
+      operationId: error.operationId,
+      appliedStreams: error.applied,
+      failedStream: error.failedStream,
+    });
   }
   if (error instanceof StreamDeletedError) return new Problem(409, 'stream-deleted', 'Stream deleted', error.message, { streamId: error.streamId });
   if (error instanceof EventStoreUnavailableError) {

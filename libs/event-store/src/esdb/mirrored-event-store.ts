@@ -1,4 +1,4 @@
-import { CommandIdReusedError, EventStoreUnavailableError } from '../errors';
+import { CommandIdReusedError, EventStoreUnavailableError, PartialAppendError } from '../errors';
 import { deriveEventId } from '../event-ids';
 import { randomUUID } from 'node:crypto';
 import type { PoolClient } from 'pg';
@@ -77,8 +77,9 @@ export class MirroredEventStore extends PostgresEventStore {
    * streams: the appends go one after another, each at its exact expected
    * revision with ids derived from the operation (a retry cannot double one);
    * `beforeCommit` runs in a PostgreSQL transaction once all are mirrored.
-   * A conflict on a later stream leaves the earlier ones appended (the error
-   * says so); in PostgreSQL mode the whole set is one transaction.
+   * A failure on a later stream leaves the earlier ones appended: then
+   * `beforeCommit` runs for those (so the part is recorded) and a
+   * PartialAppendError says which. In PostgreSQL mode the set is one transaction.
    */
   override async appendToStreams(
     appends: StreamAppend[],
@@ -87,29 +88,36 @@ export class MirroredEventStore extends PostgresEventStore {
     const results: AppendResult[] = [];
     for (const append of appends) {
       try {
-        results.push(await this.appendToStream(append.streamId, append.events, { expectedRevision: append.expectedRevision }));
+        const result = await this.appendToStream(append.streamId, append.events, { expectedRevision: append.expectedRevision });
+        if (result.mirrored === false) throw new EventStoreUnavailableError('the PostgreSQL mirror did not catch up in time; the events are in EventStoreDB');
+        results.push(result);
       } catch (error) {
-        if (results.length > 0 && error instanceof Error) {
-          error.message += ` (EventStoreDB mode: ${results.length} of ${appends.length} streams were appended before this one: ${results.map((r) => r.streamId).join(', ')})`;
-        }
-        throw error;
+        if (results.length === 0) throw error;
+        // Part is in EventStoreDB for good: record that part (the caller's audit row), then say what happened.
+        if (options.beforeCommit) await this.inTransaction((client) => options.beforeCommit!(client, results));
+        throw new PartialAppendError(
+          results.map((r) => r.streamId),
+          append.streamId,
+          error,
+        );
       }
     }
-    if (results.some((r) => r.mirrored === false)) throw new EventStoreUnavailableError('the PostgreSQL mirror did not catch up in time; the events are in EventStoreDB');
-    if (options.beforeCommit) {
-      const client = await this.pool.connect();
-      try {
-        await client.query('BEGIN');
-        await options.beforeCommit(client, results);
-        await client.query('COMMIT');
-      } catch (error) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        throw error;
-      } finally {
-        client.release();
-      }
-    }
+    if (options.beforeCommit) await this.inTransaction((client) => options.beforeCommit!(client, results));
     return results;
+  }
+
+  private async inTransaction(work: (client: PoolClient) => Promise<void>): Promise<void> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await work(client);
+      await client.query('COMMIT');
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    } finally {
+      client.release();
+    }
   }
 
   /**
