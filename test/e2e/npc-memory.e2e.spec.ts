@@ -135,9 +135,12 @@ const scenario = (label: string, env: () => Promise<Record<string, string>>) =>
     describe('bad input → a clear 4xx, nothing recorded', () => {
       let npcId: string;
       let itemId: string;
+      let itemAt: number;
       beforeAll(async () => {
         npcId = (await spawnNpc()).npcId;
-        itemId = (await spawnNpc('item')).npcId;
+        const item = await spawnNpc('item');
+        itemId = item.npcId;
+        itemAt = item.spawned.position;
       });
 
       it.each<[string, number, () => { url: string; body: unknown }, string | undefined]>([
@@ -158,7 +161,7 @@ const scenario = (label: string, env: () => Promise<Record<string, string>>) =>
         ['search: an unknown field', 400, () => ({ url: `${memories(npcId)}/search`, body: { embedding: [1, 0, 0, 0], k: 3 } }), undefined],
         ['search: a body that is not an object', 400, () => ({ url: `${memories(npcId)}/search`, body: [1, 2] }), undefined],
         ['search: unknown NPC', 404, () => ({ url: `${memories(randomUUID())}/search`, body: { embedding: [1, 0, 0, 0] } }), undefined],
-        ['search: an item, not an NPC', 422, () => ({ url: `${memories(itemId)}/search`, body: { embedding: [1, 0, 0, 0] } }), undefined],
+        ['search: an item, not an NPC', 422, () => ({ url: `${memories(itemId)}/search`, body: { embedding: [1, 0, 0, 0], minPosition: itemAt } }), undefined],
         ['search: a bad npcId', 400, () => ({ url: `${memories('abc')}/search`, body: { embedding: [1, 0, 0, 0] } }), 'npcId'],
       ])('%s → %d', async (_label, status, request, path) => {
         const before = await eventCount();
