@@ -88,8 +88,16 @@ export class MirroredEventStore extends PostgresEventStore {
     const results: AppendResult[] = [];
     for (const append of appends) {
       try {
-        const result = await this.appendToStream(append.streamId, append.events, { expectedRevision: append.expectedRevision });
-        if (result.mirrored === false) throw new EventStoreUnavailableError('the PostgreSQL mirror did not catch up in time; the events are in EventStoreDB');
+        let result = await this.appendToStream(append.streamId, append.events, { expectedRevision: append.expectedRevision });
+        if (result.mirrored === false) {
+          // Appended, not yet mirrored: an admin operation can wait longer than a command.
+          const rows = await this.waitForMirror(result.events.map((e) => e.id), this.mirrored.mirrorWaitMs * 10);
+          if (!rows) {
+            results.push(result);
+            throw new EventStoreUnavailableError('the PostgreSQL mirror did not catch up in time; the events are in EventStoreDB');
+          }
+          result = this.resultFrom(append.streamId, rows, append.events);
+        }
         results.push(result);
       } catch (error) {
         if (results.length === 0) throw error;
@@ -205,8 +213,8 @@ export class MirroredEventStore extends PostgresEventStore {
   }
 
   /** Until the mirror holds every one of these events (woken by the mirror of this process, else polling), or null after `mirrorWaitMs`. */
-  private async waitForMirror(ids: string[]): Promise<MirroredRow[] | null> {
-    const deadline = Date.now() + this.mirrored.mirrorWaitMs;
+  private async waitForMirror(ids: string[], waitMs = this.mirrored.mirrorWaitMs): Promise<MirroredRow[] | null> {
+    const deadline = Date.now() + waitMs;
     for (let delay = 2; ; delay = Math.min(delay * 2, 50)) {
       const rows = await this.mirroredPositions(ids);
       if (rows) return rows;
