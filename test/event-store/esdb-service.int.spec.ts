@@ -62,6 +62,16 @@ describe('EventStoreDB mode: what only it can answer', () => {
     expect(last.status).toBe(200);
   });
 
+  it('readiness judges EventStoreDB in this mode', async () => {
+    const ready = await t.request({ method: 'GET', url: '/health/ready', key: null });
+    expect(ready.status).toBe(200);
+    expect(ready.body.info.eventStore).toMatchObject({ status: 'up', kind: 'esdb' });
+    t.esdb!.failNext('Read', 3, grpc.status.UNAVAILABLE);
+    const down = await t.request({ method: 'GET', url: '/health/ready', key: null });
+    expect(down.status).toBe(503);
+    expect(down.body).toMatchObject({ type: 'urn:lorestore:problem:not-ready', error: { eventStore: { status: 'down', kind: 'esdb' } } });
+  });
+
   it('EventStoreDB unreachable: 503 with Retry-After, nothing appended', async () => {
     const before = t.esdb!.log().length;
     t.esdb!.failNext('BatchAppend', 10, grpc.status.UNAVAILABLE);

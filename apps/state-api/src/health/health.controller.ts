@@ -4,7 +4,8 @@ import { HealthCheck, HealthCheckService, HealthIndicatorService } from '@nestjs
 import type { Pool } from 'pg';
 import { Public } from '../auth/auth.guard';
 import { Metrics } from '../metrics/metrics';
-import { PG_POOL } from '../persistence/tokens';
+import { MirroredEventStore, type EventStore } from '@lorestore/event-store';
+import { EVENT_STORE, PG_POOL } from '../persistence/tokens';
 import type { HotStateStore } from '@lorestore/projections';
 import { HOT_STATE } from '../projections/projections.providers';
 import { ProjectionsService } from '../projections/projections.service';
@@ -20,6 +21,7 @@ export class HealthController {
     private readonly metrics: Metrics,
     @Inject(HOT_STATE) private readonly hot: HotStateStore,
     private readonly projections: ProjectionsService,
+    @Inject(EVENT_STORE) private readonly store: EventStore,
   ) {}
 
   /** The process is up (no dependency checks: a restart would not help a down database). */
@@ -30,7 +32,7 @@ export class HealthController {
 
   /**
    * Ready to take traffic: PostgreSQL (the event store and read models)
-   * answers. The hot store and projection lag are reported, not judged: a
+   * answers, and in EventStoreDB mode EventStoreDB does. The hot store and projection lag are reported, not judged: a
    * Redis outage or a lagging projector must not take the write path out of
    * the load balancer.
    */
@@ -46,6 +48,21 @@ export class HealthController {
           return check.up({ ms: Math.round(performance.now() - started), pool: { total: this.pool.totalCount, idle: this.pool.idleCount, waiting: this.pool.waitingCount } });
         } catch (error) {
           return check.down({ message: error instanceof Error ? error.message : String(error) });
+        }
+      },
+      async () => {
+        // EventStoreDB mode: commands append there, so it is judged like PostgreSQL.
+        const check = this.indicators.check('eventStore');
+        if (!(this.store instanceof MirroredEventStore)) return check.up({ kind: 'postgres' });
+        const started = performance.now();
+        try {
+          await Promise.race([
+            this.store.esdb.headPosition(),
+            new Promise((_, reject) => setTimeout(() => reject(new Error('EventStoreDB did not answer within 2 s')), 2000).unref()),
+          ]);
+          return check.up({ kind: 'esdb', ms: Math.round(performance.now() - started) });
+        } catch (error) {
+          return check.down({ kind: 'esdb', message: error instanceof Error ? error.message : String(error) });
         }
       },
       async () => {

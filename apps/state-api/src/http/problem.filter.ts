@@ -86,7 +86,15 @@ export const toProblem = (error: unknown): Problem | null => {
   if (error instanceof EventStoreUnavailableError) {
     return new Problem(503, 'unavailable', 'Service unavailable', 'the event store is unreachable; retry shortly', {}, { 'retry-after': '1' });
   }
-  if (error instanceof HttpException) return transportProblem(error.getStatus(), error.message);
+  if (error instanceof HttpException) {
+    // Readiness (Terminus) answers 503 with every check's result: keep them, and name the ones down.
+    const body = error.getResponse() as { status?: string; error?: Record<string, unknown>; details?: Record<string, unknown> };
+    if (error.getStatus() === 503 && body && typeof body === 'object' && body.status === 'error' && body.details) {
+      const down = Object.keys(body.error ?? {});
+      return new Problem(503, 'not-ready', 'Not ready', `not ready: ${down.join(', ') || 'a dependency'} down`, { error: body.error ?? {}, details: body.details }, { 'retry-after': '1' });
+    }
+    return transportProblem(error.getStatus(), error.message);
+  }
   const status = (error as { statusCode?: unknown } | null)?.statusCode;
   if (typeof status === 'number' && status >= 400 && status < 500) return transportProblem(status, (error as Error).message);
   return null;
