@@ -284,6 +284,55 @@ export class ShadowTables {
   }
 }
 
+/**
+ * Takes unfinished rebuild jobs one at a time, every `intervalMs`, while the
+ * process leads the projection the jobs are for: the loop both rebuild
+ * workers (the read models' and the memory index's) run on.
+ */
+export class RebuildJobPoller {
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<void> | null = null;
+  private stopped = true;
+
+  constructor(
+    private readonly options: {
+      jobs: RebuildJobs;
+      leads: () => boolean;
+      run: (job: RebuildJob) => Promise<void>;
+      intervalMs: number;
+      onError: (error: unknown) => void;
+    },
+  ) {}
+
+  start(): void {
+    this.stopped = false;
+    const tick = () => {
+      if (this.stopped) return;
+      if (!this.running && this.options.leads()) {
+        this.running = this.takeNext()
+          .catch((error: unknown) => this.options.onError(error))
+          .finally(() => (this.running = null));
+      }
+      this.timer = setTimeout(tick, this.options.intervalMs);
+      this.timer.unref();
+    };
+    tick();
+  }
+
+  /** Stops taking jobs; `interrupt` ends the one in progress, which is then waited for. */
+  async stop(interrupt?: () => Promise<void> | undefined): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    await interrupt?.();
+    await this.running;
+  }
+
+  private async takeNext(): Promise<void> {
+    const [job] = await this.options.jobs.unfinished();
+    if (job) await this.options.run(job);
+  }
+}
+
 export type RebuildWorkerOptions = {
   pool: Pool;
   store: EventStore;
@@ -326,8 +375,7 @@ export class RebuildWorker {
   private readonly jobs: RebuildJobs;
   private readonly shadows: ShadowTables;
   private readonly logger: RunnerLogger;
-  private timer: NodeJS.Timeout | null = null;
-  private running: Promise<void> | null = null;
+  private readonly poller: RebuildJobPoller;
   private current: ProjectionRunner | null = null;
   private stopped = false;
 
@@ -335,33 +383,23 @@ export class RebuildWorker {
     this.jobs = new RebuildJobs(options.pool);
     this.shadows = new ShadowTables(options.pool);
     this.logger = options.logger ?? silent;
+    this.poller = new RebuildJobPoller({
+      jobs: this.jobs,
+      leads: () => options.live.isLeader,
+      run: (job) => this.run(job),
+      intervalMs: options.progressIntervalMs ?? 1000,
+      onError: (error) => this.logger.error(`rebuild: ${(error as Error).message}`),
+    });
   }
 
   start(): void {
     this.stopped = false;
-    const tick = () => {
-      if (this.stopped) return;
-      if (!this.running && this.options.live.isLeader) {
-        this.running = this.takeNext()
-          .catch((error: unknown) => this.logger.error(`rebuild: ${(error as Error).message}`))
-          .finally(() => (this.running = null));
-      }
-      this.timer = setTimeout(tick, this.options.progressIntervalMs ?? 1000);
-      this.timer.unref();
-    };
-    tick();
+    this.poller.start();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    await this.current?.stop();
-    await this.running;
-  }
-
-  private async takeNext(): Promise<void> {
-    const [job] = await this.jobs.unfinished();
-    if (job) await this.run(job);
+    await this.poller.stop(() => this.current?.stop());
   }
 
   /** One job, start (or resume) to switch. */

@@ -1,7 +1,7 @@
 import type { Pool } from 'pg';
 import { comparePositions, type EventStore } from '@lorestore/event-store';
 import { REBUILD_SUFFIX } from '@lorestore/projections';
-import { RebuildJobs, ShadowTables, type RebuildJob } from '@lorestore/replay';
+import { RebuildJobPoller, RebuildJobs, ShadowTables, type RebuildJob } from '@lorestore/replay';
 import { MemoryProjector, type MemoryLogger } from './memory-projector';
 import { MEMORY_PROJECTION, MemoryStore } from './memory-store';
 
@@ -35,8 +35,7 @@ export class MemoryRebuildWorker {
   private readonly jobs: RebuildJobs;
   private readonly shadows: ShadowTables;
   private readonly logger: MemoryLogger;
-  private timer: NodeJS.Timeout | null = null;
-  private running: Promise<void> | null = null;
+  private readonly poller: RebuildJobPoller;
   private copy: MemoryProjector | null = null;
   private stopped = false;
 
@@ -44,33 +43,23 @@ export class MemoryRebuildWorker {
     this.jobs = new RebuildJobs(options.pool, [MEMORY_PROJECTION]);
     this.shadows = new ShadowTables(options.pool);
     this.logger = options.logger ?? silent;
+    this.poller = new RebuildJobPoller({
+      jobs: this.jobs,
+      leads: () => options.live.isLeader,
+      run: (job) => this.run(job),
+      intervalMs: options.progressIntervalMs ?? 1000,
+      onError: (error) => this.logger.error(`memory rebuild: ${(error as Error).message}`),
+    });
   }
 
   start(): void {
     this.stopped = false;
-    const tick = () => {
-      if (this.stopped) return;
-      if (!this.running && this.options.live.isLeader) {
-        this.running = this.takeNext()
-          .catch((error: unknown) => this.logger.error(`memory rebuild: ${(error as Error).message}`))
-          .finally(() => (this.running = null));
-      }
-      this.timer = setTimeout(tick, this.options.progressIntervalMs ?? 1000);
-      this.timer.unref();
-    };
-    tick();
+    this.poller.start();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    await this.copy?.stop();
-    await this.running;
-  }
-
-  private async takeNext(): Promise<void> {
-    const [job] = await this.jobs.unfinished();
-    if (job) await this.run(job);
+    await this.poller.stop(() => this.copy?.stop());
   }
 
   async run(job: RebuildJob): Promise<void> {
