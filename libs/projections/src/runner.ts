@@ -1,6 +1,6 @@
 import type { Pool } from 'pg';
 import { parseStreamId } from '@lorestore/domain';
-import { AdvisoryLease } from '@lorestore/infra';
+import { AdvisoryLease, Pauses, SerialGate } from '@lorestore/infra';
 import { START, comparePositions, type EventStore, type Position, type RecordedEvent } from '@lorestore/event-store';
 import type { HotStateStore } from './hot-state/hot-state';
 import type { ReadModelStore } from './postgres/read-model-store';
@@ -75,7 +75,7 @@ export class ProjectionRunner {
   private stopped = false;
   private loop: Promise<void> | null = null;
   private readonly lease: AdvisoryLease;
-  private readonly sleepers = new Set<() => void>();
+  private readonly pauses = new Pauses();
   private subscription: { unsubscribe(): Promise<void> } | null = null;
   private readonly checkpoints = new Map<string, Position | null>();
   private readonly docCache = new Map<string, Doc>();
@@ -87,7 +87,7 @@ export class ProjectionRunner {
   private resyncing: Promise<void> = Promise.resolve();
   private readonly generations = new Map<string, number>();
   /** Batches and exclusive sections (a rebuild's switch) run one at a time. */
-  private gate: Promise<void> = Promise.resolve();
+  private readonly gate = new SerialGate();
 
   constructor(private readonly options: ProjectionRunnerOptions) {
     this.projections = options.projections ?? ALL_PROJECTIONS;
@@ -119,7 +119,7 @@ export class ProjectionRunner {
    * of this runner stands.
    */
   runExclusive<T>(fn: (position: Position | null) => Promise<T>): Promise<T> {
-    return this.withGate(() => fn(this.lastPosition));
+    return this.gate.run(() => fn(this.lastPosition));
   }
 
   /**
@@ -135,18 +135,6 @@ export class ProjectionRunner {
   /** The hot-state key generation this runner writes a projection under. */
   generationOf(projection: string): number {
     return this.generations.get(projection) ?? 1;
-  }
-
-  private async withGate<T>(fn: () => Promise<T>): Promise<T> {
-    const previous = this.gate;
-    let release!: () => void;
-    this.gate = new Promise((resolve) => (release = resolve));
-    await previous;
-    try {
-      return await fn();
-    } finally {
-      release();
-    }
   }
 
   /** Called after each committed batch with the new checkpoint. */
@@ -168,7 +156,7 @@ export class ProjectionRunner {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    for (const wake of [...this.sleepers]) wake();
+    this.pauses.wakeAll();
     await this.subscription?.unsubscribe().catch(() => undefined);
     await this.loop;
     await this.resyncing;
@@ -283,7 +271,7 @@ export class ProjectionRunner {
    */
   async apply(events: RecordedEvent[]): Promise<void> {
     if (events.length === 0) return;
-    await this.withGate(() => this.applyBatch(events));
+    await this.gate.run(() => this.applyBatch(events));
   }
 
   private async applyBatch(events: RecordedEvent[]): Promise<void> {
@@ -412,14 +400,6 @@ export class ProjectionRunner {
 
   /** A pause that stop() cuts short (the main loop and a resync may both be waiting). */
   private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.sleepers.delete(done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      this.sleepers.add(done);
-    });
+    return this.pauses.sleep(ms);
   }
 }

@@ -28,7 +28,7 @@ export class LeaderLoop {
   readonly lease: AdvisoryLease;
   private stopped = true;
   private loop: Promise<void> | null = null;
-  private readonly sleepers = new Set<() => void>();
+  private readonly pauses = new Pauses();
 
   constructor(private readonly options: LeaderLoopOptions) {
     this.lease = new AdvisoryLease(options.pool, options.lockName, () => options.onLeaseLost?.());
@@ -51,7 +51,7 @@ export class LeaderLoop {
   /** Stops: `interrupt` ends the work in progress (e.g. closes its subscription); then the lease goes. */
   async stop(interrupt?: () => Promise<void>): Promise<void> {
     this.stopped = true;
-    for (const wake of [...this.sleepers]) wake();
+    this.pauses.wakeAll();
     await interrupt?.().catch(() => undefined);
     await this.loop;
     this.loop = null;
@@ -60,15 +60,7 @@ export class LeaderLoop {
 
   /** A pause that `stop()` cuts short. */
   sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.sleepers.delete(done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      this.sleepers.add(done);
-    });
+    return this.pauses.sleep(ms);
   }
 
   private async run(): Promise<void> {
@@ -89,6 +81,27 @@ export class LeaderLoop {
         backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
       }
     }
+  }
+}
+
+/** Pauses that can all be cut short at once (a loop being stopped should not sit out its back-off). */
+export class Pauses {
+  private readonly sleepers = new Set<() => void>();
+
+  sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.sleepers.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.sleepers.add(done);
+    });
+  }
+
+  wakeAll(): void {
+    for (const wake of [...this.sleepers]) wake();
   }
 }
 
