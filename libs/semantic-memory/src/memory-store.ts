@@ -33,6 +33,29 @@ export type PendingSync = MemoryChange & Omit<MemoryRow, 'lastAccessedAt'>;
 
 const VISIBLE = 'NOT rolled_back AND NOT forgotten';
 
+/** The columns of a memory row that search and the external index both read. */
+type RowColumns = {
+  memory_id: string;
+  world_id: string;
+  npc_id: string;
+  text: string;
+  importance: number;
+  subjects: string[];
+  created_at: Date;
+  position: string;
+};
+
+const toRow = (r: RowColumns): Omit<MemoryRow, 'lastAccessedAt'> => ({
+  memoryId: r.memory_id,
+  worldId: r.world_id,
+  npcId: r.npc_id,
+  text: r.text,
+  importance: r.importance,
+  subjects: r.subjects,
+  createdAt: r.created_at,
+  position: BigInt(r.position),
+});
+
 /**
  * The memory rows in PostgreSQL: the truth of the vector-index projection
  * (the embedded index searches them; an external one is kept in step with
@@ -184,17 +207,7 @@ export class MemoryStore {
   /** The searchable rows among these ids, of this NPC only, with their last retrieval. */
   async details(worldId: string, npcId: string, ids: readonly string[]): Promise<MemoryRow[]> {
     if (ids.length === 0) return [];
-    const { rows } = await this.pool.query<{
-      memory_id: string;
-      world_id: string;
-      npc_id: string;
-      text: string;
-      importance: number;
-      subjects: string[];
-      created_at: Date;
-      last_accessed_at: Date | null;
-      position: string;
-    }>(
+    const { rows } = await this.pool.query<RowColumns & { last_accessed_at: Date | null }>(
       // The candidates by primary key first (materialised, so the planner cannot trade it for a scan of the NPC's rows), then the checks.
       `WITH hit AS MATERIALIZED (SELECT memory_id, world_id, npc_id, text, importance, subjects, created_at, position, rolled_back, forgotten
                                    FROM ${this.table} WHERE memory_id = ANY ($3::uuid[]))
@@ -203,17 +216,7 @@ export class MemoryStore {
         WHERE m.world_id = $1 AND m.npc_id = $2 AND ${VISIBLE.replace(/(rolled_back|forgotten)/g, 'm.$1')}`,
       [worldId, npcId, ids],
     );
-    return rows.map((r) => ({
-      memoryId: r.memory_id,
-      worldId: r.world_id,
-      npcId: r.npc_id,
-      text: r.text,
-      importance: r.importance,
-      subjects: r.subjects,
-      createdAt: r.created_at,
-      lastAccessedAt: r.last_accessed_at,
-      position: BigInt(r.position),
-    }));
+    return rows.map((r) => ({ ...toRow(r), lastAccessedAt: r.last_accessed_at }));
   }
 
   /**
@@ -235,36 +238,12 @@ export class MemoryStore {
 
   /** Rows the external index does not yet reflect, oldest change first. */
   async pendingSync(limit: number): Promise<PendingSync[]> {
-    const { rows } = await this.pool.query<{
-      memory_id: string;
-      world_id: string;
-      npc_id: string;
-      text: string;
-      importance: number;
-      subjects: string[];
-      created_at: Date;
-      position: string;
-      embedding: Buffer;
-      visible: boolean;
-      changed_at: string;
-    }>(
+    const { rows } = await this.pool.query<RowColumns & { embedding: Buffer; visible: boolean; changed_at: string }>(
       `SELECT memory_id, world_id, npc_id, text, importance, subjects, created_at, position, embedding, ${VISIBLE} AS visible, changed_at
          FROM ${this.table} WHERE indexed IS DISTINCT FROM (${VISIBLE}) ORDER BY changed_at LIMIT $1`,
       [limit],
     );
-    return rows.map((r) => ({
-      memoryId: r.memory_id,
-      worldId: r.world_id,
-      npcId: r.npc_id,
-      text: r.text,
-      importance: r.importance,
-      subjects: r.subjects,
-      createdAt: r.created_at,
-      position: BigInt(r.position),
-      embedding: r.embedding,
-      visible: r.visible,
-      changedAt: BigInt(r.changed_at),
-    }));
+    return rows.map((r) => ({ ...toRow(r), embedding: r.embedding, visible: r.visible, changedAt: BigInt(r.changed_at) }));
   }
 
   /** After the external index took them: each row marked as it was pushed, unless it changed again meanwhile. */
