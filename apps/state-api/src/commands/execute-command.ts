@@ -141,13 +141,14 @@ export class ExecuteCommandHandler implements ICommandHandler<ExecuteCommand, Co
   }
 
   /**
-   * The decider names a memory (a UUIDv7 of the instant it decided), so the
-   * answer reads it back from the stored event: a repeated command gets the
-   * id the first one stored.
+   * The decider names a memory (a UUIDv7 of the instant it decided): a first
+   * append answers the id it decided, a repeated command reads back the id
+   * the first one stored.
    */
   private async withMemoryId(command: DomainCommand, response: CommandResponse): Promise<CommandResponse> {
     const recorded = command.type === 'npc.record_memory' ? response.events.find((e) => e.type === 'NpcMemoryRecorded') : undefined;
-    if (!recorded) return response;
+    // A first append knows the id it decided; only a repeat reads back the one stored.
+    if (!recorded || response.memoryId !== undefined) return response;
     // Not mirrored yet: the event is read from EventStoreDB itself.
     const source = response.mirrored === false && this.store instanceof MirroredEventStore ? this.store.esdb : this.store;
     const [event] = await source.readStream(response.streamId, { fromRevision: BigInt(recorded.revision), maxCount: 1 });
@@ -245,7 +246,8 @@ export class ExecuteCommandHandler implements ICommandHandler<ExecuteCommand, Co
           this.cache.set(streamId, { state: next, revision: result.nextExpectedRevision, position: result.position.prepare });
           this.snapshotIfDue(aggregate, streamId, view.current, result.nextExpectedRevision, next);
         }
-        return toCommandResponse(result);
+        const decided = result.duplicate ? undefined : events.find((e) => e.type === 'NpcMemoryRecorded');
+        return { ...toCommandResponse(result), ...(decided ? { memoryId: (decided.data as { memoryId: string }).memoryId } : {}) };
       } catch (error) {
         if (!(error instanceof WrongExpectedVersionError)) throw error;
         if (view.verified) {

@@ -60,7 +60,8 @@ export class MirroredEventStore extends PostgresEventStore {
     }
     const ids = events.map((e, i) => e.id ?? (options.commandId ? deriveEventId(options.commandId, i) : randomUUID()));
     // The same event ids already mirrored into this stream: a repeat, answered as the first append was.
-    const before = await this.mirroredPositions(ids);
+    // (With a commandId, priorResult has looked already: the mirror writes a command's row with its events.)
+    const before = options.commandId ? null : await this.mirroredPositions(ids);
     if (before && before.every((r) => r.streamId === streamId)) return { ...this.resultFrom(streamId, before, events), duplicate: true };
     const appended = await this.esdb.appendToStream(
       streamId,
