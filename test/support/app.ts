@@ -4,6 +4,7 @@ import { ApiKeyRing } from '../../apps/state-api/src/auth/api-keys';
 import { createApp } from '../../apps/state-api/src/bootstrap';
 import { loadConfig } from '../../apps/state-api/src/config';
 import { createTestSchema, type TestSchema } from './database';
+import { testDatabaseUrl } from './services';
 import { startEsdbTestServer, type EsdbTestServer } from './esdb-test-server';
 
 /**
@@ -35,7 +36,8 @@ export type TestApp = {
  * schema of another test app (`sharedWith`) to stand for a second instance.
  */
 export const startTestApp = async (label: string, env: Record<string, string> = {}, sharedWith?: TestApp): Promise<TestApp> => {
-  const db = sharedWith ? sharedWith.db : await createTestSchema(label);
+  // env.DATABASE_URL: a server of the test's own (a private primary with replicas, say) instead of the shared one.
+  const db = sharedWith ? sharedWith.db : await createTestSchema(label, 20, env.DATABASE_URL ?? testDatabaseUrl());
   if (!sharedWith) await db.pool.end();
   const wantsEsdb = (env.EVENT_STORE ?? TEST_EVENT_STORE) === 'esdb';
   const esdb = wantsEsdb ? (sharedWith?.esdb ?? (await startEsdbTestServer())) : null;

@@ -3,6 +3,7 @@ import { APP_FILTER, APP_GUARD } from '@nestjs/core';
 import { CqrsModule } from '@nestjs/cqrs';
 import { TerminusModule } from '@nestjs/terminus';
 import { LoggerModule } from 'nestjs-pino';
+import { AdminAutoscaleController } from './admin/admin-autoscale.controller';
 import { AdminProjectionsController } from './admin/admin-projections.controller';
 import { AdminReplayController } from './admin/admin-replay.controller';
 import { ApiKeyRing } from './auth/api-keys';
@@ -66,7 +67,7 @@ export class AppModule {
         },
         PersistenceModule.forRoot(runtime.databaseUrl),
       ],
-      controllers: [CommandsController, QueriesController, MemoryController, AdminProjectionsController, AdminReplayController, HealthController],
+      controllers: [CommandsController, QueriesController, MemoryController, AdminProjectionsController, AdminReplayController, AdminAutoscaleController, HealthController],
       providers: [
         { provide: API_KEY_RING, useValue: runtime.keys },
         { provide: APP_GUARD, useClass: ApiKeyGuard },

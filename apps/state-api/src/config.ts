@@ -17,7 +17,38 @@ export const configSchema = z.object({
   /** PostgreSQL primary. Unset: an embedded PostgreSQL under DATA_DIR. */
   DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
   DATABASE_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a lower-case SQL identifier').default('lorestore'),
-  DATABASE_POOL_MAX: int(2, 500).default(20),
+  /** Connections the primary pool keeps open when idle, and at most opens. */
+  DATABASE_POOL_MIN: int(0, 500).default(10),
+  DATABASE_POOL_MAX: int(2, 500).default(50),
+  /** Callers that may wait for a connection of one pool; the next gets 503 at once. */
+  POOL_QUEUE_MAX: int(0, 100_000).default(100),
+  /** Longest wait for a connection; then 503 with Retry-After. */
+  POOL_ACQUIRE_TIMEOUT_MS: int(10, 120_000).default(5000),
+  /** Streaming replicas for reads, comma-separated postgres:// URLs. */
+  DATABASE_REPLICA_URLS: z
+    .string()
+    .transform((v) => v.split(',').map((u) => u.trim()).filter((u) => u !== ''))
+    .pipe(z.array(z.url({ protocol: /^postgres(ql)?$/, message: 'each replica must be a postgres:// URL' })))
+    .optional(),
+  REPLICA_POOL_MIN: int(0, 500).default(2),
+  REPLICA_POOL_MAX: int(1, 500).default(50),
+  /** Share of read-model reads sent to replicas when one is in rotation. */
+  REPLICA_READ_SHARE: z.coerce.number().min(0).max(1).default(0.8),
+  /** A replica further behind the primary than this is taken out of rotation until it catches up. */
+  REPLICA_MAX_LAG_MS: int(1, 600_000).default(100),
+  /** How often the primary's and replicas' WAL positions are sampled to measure lag. */
+  REPLICA_SAMPLE_MS: int(10, 60_000).default(100),
+  /** Autoscale signal (+1): more than this many callers waiting for a connection … */
+  AUTOSCALE_UP_QUEUE: int(0, 100_000).default(50),
+  /** … or one waiting longer than this. */
+  AUTOSCALE_UP_WAIT_MS: int(1, 600_000).default(1000),
+  /** Autoscale signal (−1): fewer waiting than this … */
+  AUTOSCALE_DOWN_QUEUE: int(0, 100_000).default(5),
+  /** … for this long without a break. */
+  AUTOSCALE_DOWN_WINDOW_MS: int(0, 86_400_000).default(300_000),
+  /** Requests per API key (or client address without one) within RATE_LIMIT_WINDOW_MS; 0 turns the limit off. */
+  RATE_LIMIT_MAX: int(0, 100_000_000).default(60_000),
+  RATE_LIMIT_WINDOW_MS: int(100, 3_600_000).default(10_000),
   /** Where the embedded default keeps its PostgreSQL cluster and generated admin key. */
   DATA_DIR: z.string().min(1).default('.lorestore'),
   EMBEDDED_PG_PORT: int(0, 65535).default(0),
@@ -114,6 +145,12 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): AppConfig => {
   }
   if (config.VECTOR_INDEX === 'pinecone' && (!config.PINECONE_API_KEY || (!config.PINECONE_INDEX && !config.PINECONE_HOST))) {
     throw new ConfigError('VECTOR_INDEX=pinecone needs PINECONE_API_KEY and PINECONE_INDEX (or PINECONE_HOST)');
+  }
+  if (config.DATABASE_REPLICA_URLS?.length && !config.DATABASE_URL) {
+    throw new ConfigError('DATABASE_REPLICA_URLS needs DATABASE_URL (the primary they replicate)');
+  }
+  if (config.DATABASE_POOL_MIN > config.DATABASE_POOL_MAX) {
+    throw new ConfigError(`DATABASE_POOL_MIN (${config.DATABASE_POOL_MIN}) is above DATABASE_POOL_MAX (${config.DATABASE_POOL_MAX})`);
   }
   if (config.NODE_ENV === 'production' && !config.API_KEYS && !config.API_KEYS_FILE) {
     throw new ConfigError('API_KEYS (or API_KEYS_FILE) is required when NODE_ENV=production');

@@ -3,3 +3,7 @@ export * from './postgres/migrate';
 export * from './postgres/pool';
 export * from './postgres/lease';
 export * from './postgres/leader-loop';
+export * from './postgres/bounded-pool';
+export * from './postgres/errors';
+export * from './postgres/read-router';
+export * from './postgres/autoscale';

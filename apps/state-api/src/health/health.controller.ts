@@ -5,7 +5,8 @@ import type { Pool } from 'pg';
 import { Public } from '../auth/auth.guard';
 import { Metrics } from '../metrics/metrics';
 import { MirroredEventStore, type EventStore } from '@lorestore/event-store';
-import { EVENT_STORE, PG_POOL } from '../persistence/tokens';
+import type { Database } from '../persistence/database';
+import { DATABASE, EVENT_STORE, PG_POOL } from '../persistence/tokens';
 import type { HotStateStore } from '@lorestore/projections';
 import { HOT_STATE } from '../projections/projections.providers';
 import { ProjectionsService } from '../projections/projections.service';
@@ -18,6 +19,7 @@ export class HealthController {
     private readonly health: HealthCheckService,
     private readonly indicators: HealthIndicatorService,
     @Inject(PG_POOL) private readonly pool: Pool,
+    @Inject(DATABASE) private readonly database: Database,
     private readonly metrics: Metrics,
     @Inject(HOT_STATE) private readonly hot: HotStateStore,
     private readonly projections: ProjectionsService,
@@ -45,7 +47,7 @@ export class HealthController {
         const started = performance.now();
         try {
           await this.pool.query('SELECT 1');
-          return check.up({ ms: Math.round(performance.now() - started), pool: { total: this.pool.totalCount, idle: this.pool.idleCount, waiting: this.pool.waitingCount } });
+          return check.up({ ms: Math.round(performance.now() - started), pools: this.database.poolStats().map((p) => ({ ...p, oldestWaitMs: Math.round(p.oldestWaitMs) })) });
         } catch (error) {
           return check.down({ message: error instanceof Error ? error.message : String(error) });
         }
@@ -74,6 +76,13 @@ export class HealthController {
         } catch (error) {
           return check.up({ kind: this.hot.kind, degraded: true, message: error instanceof Error ? error.message : String(error) });
         }
+      },
+      () => {
+        // Reported, not judged: a replica down or lagging only sends its reads to the primary.
+        const check = this.indicators.check('replicas');
+        const replicas = this.database.router.statuses();
+        const out = replicas.filter((r) => !r.inRotation).map((r) => r.name);
+        return check.up({ count: replicas.length, inRotation: replicas.length - out.length, ...(out.length ? { degraded: true, out } : {}), replicas });
       },
       async () => {
         const check = this.indicators.check('projections');

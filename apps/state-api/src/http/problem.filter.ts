@@ -12,6 +12,7 @@ import {
   UnknownProjectionError,
   UnknownStreamError,
 } from '@lorestore/replay';
+import { PoolExhaustedError, isConnectionError } from '@lorestore/infra';
 import { Problem } from './problem';
 
 const rollbackTargetStatus: Record<RollbackTargetError['code'], number> = {
@@ -85,6 +86,12 @@ export const toProblem = (error: unknown): Problem | null => {
   if (error instanceof StreamDeletedError) return new Problem(409, 'stream-deleted', 'Stream deleted', error.message, { streamId: error.streamId });
   if (error instanceof EventStoreUnavailableError) {
     return new Problem(503, 'unavailable', 'Service unavailable', 'the event store is unreachable; retry shortly', {}, { 'retry-after': '1' });
+  }
+  if (error instanceof PoolExhaustedError) {
+    return new Problem(503, 'pool-exhausted', 'Service busy', `${error.message}; retry shortly`, { pool: error.pool, reason: error.reason }, { 'retry-after': '1' });
+  }
+  if (isConnectionError(error)) {
+    return new Problem(503, 'unavailable', 'Service unavailable', 'the database is unreachable; retry shortly', {}, { 'retry-after': '1' });
   }
   if (error instanceof HttpException) {
     // Readiness (Terminus) answers 503 with every check's result: keep them, and name the ones down.

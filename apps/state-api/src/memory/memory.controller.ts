@@ -67,8 +67,8 @@ export class MemoryController {
     const q = parseOrThrow(memorySearchSchema, input);
     checkEmbedding(q.embedding, this.config.VECTOR_DIMENSION, 'embedding');
     await this.readModels.waitFor(MEMORY_PROJECTION, q.minPosition);
-    await this.readModels.waitFor('entities', q.minPosition);
-    await this.requireNpc(worldId, npcId);
+    const fence = await this.readModels.waitFor('entities', q.minPosition);
+    await this.requireNpc(worldId, npcId, fence);
     if (q.minPosition && this.index.kind !== 'embedded') await this.waitForExternalIndex(worldId, npcId, q.minPosition);
     const started = performance.now();
     const memories = await this.search.search({ worldId, npcId, embedding: q.embedding, topK: q.topK, minScore: q.minScore, weights: q.weights });
@@ -107,8 +107,8 @@ export class MemoryController {
   }
 
   /** 404 for an NPC never spawned here (or rolled back to before its spawn), 422 for an entity that is not an NPC. */
-  private async requireNpc(worldId: string, npcId: string): Promise<void> {
-    const doc = await this.readModels.doc('entities', worldId, npcId);
+  private async requireNpc(worldId: string, npcId: string, fence: bigint | undefined): Promise<void> {
+    const doc = await this.readModels.doc('entities', worldId, npcId, fence);
     const state = doc?.state as EntityState | undefined;
     if (!state || state.status === 'unspawned') throw new Problem(404, 'not-found', 'NPC not found', `NPC ${npcId} was never spawned in world ${worldId}`);
     if (state.kind !== 'npc') {

@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { AutoscaleSignal, PoolStats, ReplicaStatus } from '@lorestore/infra';
 
 /** The service's Prometheus metrics, on a registry of its own (one per app instance). */
 @Injectable()
@@ -74,6 +75,86 @@ export class Metrics {
     labelNames: ['result'] as const,
     registers: [this.registry],
   });
+
+  readonly poolWait = new Histogram({
+    name: 'lorestore_db_pool_wait_seconds',
+    help: 'Time a caller waited for a database connection, per pool',
+    labelNames: ['pool'] as const,
+    buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
+
+  readonly poolExhausted = new Counter({
+    name: 'lorestore_db_pool_exhausted_total',
+    help: 'Callers refused a connection (answered 503): reason queue-full (at once) or timeout (after POOL_ACQUIRE_TIMEOUT_MS)',
+    labelNames: ['pool', 'reason'] as const,
+    registers: [this.registry],
+  });
+
+  readonly readsRouted = new Counter({
+    name: 'lorestore_db_reads_total',
+    help: 'Read-model reads by the database that answered them: primary or a replica',
+    labelNames: ['target'] as const,
+    registers: [this.registry],
+  });
+
+  /** Per-pool gauges (in use, idle, waiting, max), read at scrape time. */
+  registerPools(pools: () => PoolStats[]): void {
+    const gauge = (name: string, help: string, pick: (p: PoolStats) => number) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['pool'] as const,
+        registers: [this.registry],
+        collect() {
+          for (const p of pools()) this.set({ pool: p.name }, pick(p));
+        },
+      });
+    gauge('lorestore_db_pool_in_use', 'Connections checked out', (p) => p.inUse);
+    gauge('lorestore_db_pool_idle', 'Open connections not in use', (p) => p.idle);
+    gauge('lorestore_db_pool_waiting', 'Callers queued for a connection', (p) => p.waiting);
+    gauge('lorestore_db_pool_max', 'Most connections the pool opens', (p) => p.max);
+  }
+
+  registerReplicas(statuses: () => ReplicaStatus[]): void {
+    new Gauge({
+      name: 'lorestore_db_replica_lag_seconds',
+      help: 'Measured replay lag of each read replica behind the primary (absent while down)',
+      labelNames: ['replica'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const r of statuses()) if (r.lagMs !== null) this.set({ replica: r.name }, r.lagMs / 1000);
+      },
+    });
+    new Gauge({
+      name: 'lorestore_db_replica_in_rotation',
+      help: '1 while the replica takes reads, 0 while it is down or lags beyond REPLICA_MAX_LAG_MS',
+      labelNames: ['replica'] as const,
+      registers: [this.registry],
+      collect() {
+        for (const r of statuses()) this.set({ replica: r.name }, r.inRotation ? 1 : 0);
+      },
+    });
+  }
+
+  /**
+   * `lorestore_autoscale_signal{reason}`: +1 scale out, 0 hold, −1 scale in, one
+   * series at a time (the reason label says which rule decided), for an HPA or KEDA.
+   */
+  registerAutoscale(signal: AutoscaleSignal): void {
+    new Gauge({
+      name: 'lorestore_autoscale_signal',
+      help: 'Autoscale signal by the brief’s rule: +1 (queue depth > 50 or wait > 1 s), -1 (depth < 5 for 5 min), 0; reason says which',
+      labelNames: ['reason'] as const,
+      registers: [this.registry],
+      collect() {
+        const decision = signal.evaluate();
+        this.reset();
+        this.set({ reason: decision.code }, decision.signal);
+      },
+    });
+  }
 
   /** Lag gauges, read from the checkpoints when Prometheus scrapes (whoever runs the projector). */
   registerProjectionLag(statuses: () => Promise<{ name: string; lag: { events: number; ms: number }; eventsProcessed: number }[]>): void {

@@ -2,10 +2,10 @@ import { Inject, Logger, Module, Optional, type DynamicModule, type OnApplicatio
 import type { Pool } from 'pg';
 import { EsdbEventStore, EsdbMirror, MirroredEventStore, PostgresEventStore } from '@lorestore/event-store';
 import { migrateReplay } from '@lorestore/replay';
-import { createPostgresPool } from '@lorestore/infra';
 import { APP_CONFIG, type AppConfig } from '../config';
 import { Metrics } from '../metrics/metrics';
-import { ESDB_MIRROR, EVENT_STORE, PG_POOL } from './tokens';
+import { Database } from './database';
+import { DATABASE, ESDB_MIRROR, EVENT_STORE, PG_POOL } from './tokens';
 
 const logger = new Logger('EventStore');
 const mirrorLogger = { info: (m: string) => logger.log(m), warn: (m: string) => logger.warn(m), error: (m: string) => logger.error(m) };
@@ -20,12 +20,13 @@ const mirrorLogger = { info: (m: string) => logger.log(m), warn: (m: string) => 
 export class PersistenceModule implements OnApplicationBootstrap, OnApplicationShutdown {
   constructor(
     @Inject(EVENT_STORE) private readonly store: PostgresEventStore,
-    @Inject(PG_POOL) private readonly pool: Pool,
+    @Inject(DATABASE) private readonly database: Database,
     @Optional() @Inject(ESDB_MIRROR) private readonly mirror: EsdbMirror | null,
   ) {}
 
-  onApplicationBootstrap(): void {
+  async onApplicationBootstrap(): Promise<void> {
     this.mirror?.start();
+    await this.database.start();
   }
 
   static forRoot(databaseUrl: string): DynamicModule {
@@ -34,20 +35,16 @@ export class PersistenceModule implements OnApplicationBootstrap, OnApplicationS
       global: true,
       providers: [
         {
-          provide: PG_POOL,
-          inject: [APP_CONFIG],
-          useFactory: async (config: AppConfig) => {
-            const pool = createPostgresPool({
-              url: databaseUrl,
-              schema: config.DATABASE_SCHEMA,
-              max: config.DATABASE_POOL_MAX,
-              applicationName: 'lorestore-state-api',
-            });
-            await PostgresEventStore.migrate(pool, config.DATABASE_SCHEMA);
-            await migrateReplay(pool, config.DATABASE_SCHEMA);
-            return pool;
+          provide: DATABASE,
+          inject: [APP_CONFIG, Metrics],
+          useFactory: async (config: AppConfig, metrics: Metrics) => {
+            const database = new Database(config, databaseUrl, metrics);
+            await PostgresEventStore.migrate(database.primary, config.DATABASE_SCHEMA);
+            await migrateReplay(database.primary, config.DATABASE_SCHEMA);
+            return database;
           },
         },
+        { provide: PG_POOL, inject: [DATABASE], useFactory: (database: Database) => database.primary },
         {
           provide: EVENT_STORE,
           inject: [PG_POOL, APP_CONFIG, Metrics],
@@ -86,7 +83,7 @@ export class PersistenceModule implements OnApplicationBootstrap, OnApplicationS
           },
         },
       ],
-      exports: [PG_POOL, EVENT_STORE, ESDB_MIRROR],
+      exports: [DATABASE, PG_POOL, EVENT_STORE, ESDB_MIRROR],
     };
   }
 
@@ -95,6 +92,6 @@ export class PersistenceModule implements OnApplicationBootstrap, OnApplicationS
     await this.mirror?.stop();
     await this.store.close();
     if (this.store instanceof MirroredEventStore) await this.store.esdb.close();
-    await this.pool.end();
+    await this.database.close();
   }
 }

@@ -50,7 +50,7 @@ export class GetEntityHandler implements IQueryHandler<GetEntity, EntityView> {
   async execute({ worldId, entityId, at }: GetEntity): Promise<EntityView> {
     const { state, last } = isPointInTime(at)
       ? await this.reader.load<EntityState>('entity', streamIds.entity(worldId, entityId), at)
-      : await this.current(worldId, entityId);
+      : await this.current(worldId, entityId, at.fence);
     if (state.status === 'unspawned' || !last) throw new Problem(404, 'not-found', 'Entity not found', `entity ${entityId} was never spawned in world ${worldId}`);
     if (state.status === 'despawned') {
       throw new Problem(410, 'gone', 'Entity despawned', `entity ${entityId} was despawned at ${state.despawnedAt}`, {
@@ -63,8 +63,8 @@ export class GetEntityHandler implements IQueryHandler<GetEntity, EntityView> {
   }
 
   /** From the read model (hot state, then PostgreSQL). */
-  private async current(worldId: string, entityId: string): Promise<{ state: EntityState; last: { revision: bigint } | undefined }> {
-    const doc = await this.readModels.doc('entities', worldId, entityId);
+  private async current(worldId: string, entityId: string, fence?: bigint): Promise<{ state: EntityState; last: { revision: bigint } | undefined }> {
+    const doc = await this.readModels.doc('entities', worldId, entityId, fence);
     return doc ? { state: doc.state as EntityState, last: { revision: doc.revision } } : { state: { status: 'unspawned' }, last: undefined };
   }
 }
@@ -101,7 +101,7 @@ export class ListEntitiesHandler implements IQueryHandler<ListEntities, EntityPa
    * The `entities` table: active entities of the world in id order, after the
    * cursor (the last id of the previous page), filtered in SQL on indexed columns.
    */
-  private async fromReadModel({ worldId, filter, limit, cursor }: ListEntities): Promise<EntityPage> {
+  private async fromReadModel({ worldId, filter, limit, cursor, at }: ListEntities): Promise<EntityPage> {
     const params: unknown[] = [worldId];
     const where = ['world_id = $1', "status = 'active'"];
     const add = (sql: string, value: unknown) => {
@@ -116,9 +116,10 @@ export class ListEntitiesHandler implements IQueryHandler<ListEntities, EntityPa
     if (filter.locationId !== undefined) add('location_id = ?::uuid', filter.locationId);
     if (filter.updatedSince !== undefined) add('updated_at >= ?::timestamptz', filter.updatedSince);
     params.push(limit + 1);
-    const { rows } = await this.readModels.pool.query<{ data: EntityState; revision: string }>(
+    const { rows } = await this.readModels.query<{ data: EntityState; revision: string }>(
       `SELECT data, revision FROM entities WHERE ${where.join(' AND ')} ORDER BY entity_id LIMIT $${params.length}`,
       params,
+      at.fence,
     );
     const items = rows.slice(0, limit).map((r) => view(r.data as Extract<EntityState, { status: 'active' }>, BigInt(r.revision)));
     return { items, nextCursor: rows.length > limit ? items.at(-1)!.id : null };

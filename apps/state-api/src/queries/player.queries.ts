@@ -31,7 +31,7 @@ export class GetPlayerHandler implements IQueryHandler<GetPlayer> {
     if (isPointInTime(at)) {
       ({ state, last } = await this.reader.load<PlayerState>('player', streamIds.player(worldId, playerId), at));
     } else {
-      const doc = await this.readModels.doc('player_state', worldId, playerId);
+      const doc = await this.readModels.doc('player_state', worldId, playerId, at.fence);
       state = doc?.state as PlayerState;
       last = doc ? { revision: doc.revision } : undefined;
     }
@@ -81,14 +81,15 @@ export class GetPlayerHistoryHandler implements IQueryHandler<GetPlayerHistory> 
    * The partitioned `player_history` table, newest first in recording order;
    * a `from`/`to` range reads only the months it spans.
    */
-  private async fromReadModel({ worldId, playerId, range, limit, cursor }: GetPlayerHistory) {
-    const { rows } = await this.readModels.pool.query<{ action: string; context: unknown; at: Date; revision: string; position: string }>(
+  private async fromReadModel({ worldId, playerId, range, limit, cursor, at }: GetPlayerHistory) {
+    const { rows } = await this.readModels.query<{ action: string; context: unknown; at: Date; revision: string; position: string }>(
       `SELECT action, context, at, revision, position FROM player_history
         WHERE world_id = $1 AND player_id = $2::uuid AND NOT rolled_back
           AND ($3::timestamptz IS NULL OR at >= $3) AND ($4::timestamptz IS NULL OR at < $4)
           AND ($5::bigint IS NULL OR revision < $5)
         ORDER BY revision DESC LIMIT $6`,
       [worldId, playerId, range.from ?? null, range.to ?? null, cursor ?? null, limit + 1],
+      at.fence,
     );
     const items: HistoryItem[] = rows.slice(0, limit).map((r) => ({
       action: r.action,

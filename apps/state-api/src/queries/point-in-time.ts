@@ -15,7 +15,17 @@ export const pointInTimeShape = {
   minPosition: nonNegative.optional(),
 };
 
-export type PointInTime = { atRevision?: number; atPosition?: number; asOf?: string };
+export type PointInTime = {
+  atRevision?: number;
+  atPosition?: number;
+  asOf?: string;
+  /**
+   * Set by the controller, not the client: after waiting for a consistency
+   * token, the primary's WAL position a read replica must have replayed to
+   * answer this read (read-your-writes). Absent: any replica in rotation may.
+   */
+  fence?: bigint;
+};
 
 /** A query about the past: answered by folding the log, not from the read models. */
 export const isPointInTime = (q: PointInTime) => q.atRevision !== undefined || q.atPosition !== undefined || q.asOf !== undefined;

@@ -62,7 +62,7 @@ export class QueriesController {
     if (input.minPosition === undefined && token !== undefined) input.minPosition = token;
     const q = parseOrThrow(schema, input) as z.output<S> & PointInTime & { minPosition?: number };
     if (projection === null || isPointInTime(q)) await this.reader.waitFor(q.minPosition);
-    else await this.readModels.waitFor(projection, q.minPosition);
+    else q.fence = await this.readModels.waitFor(projection, q.minPosition);
     return { world, q };
   }
 

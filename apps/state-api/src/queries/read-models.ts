@@ -1,11 +1,12 @@
 import { Inject, Injectable } from '@nestjs/common';
-import type { Pool } from 'pg';
+import type { Pool, QueryResult, QueryResultRow } from 'pg';
 import type { Position } from '@lorestore/event-store';
 import type { Doc, DocTable, HotDoc, HotStateStore, ReadModelStore } from '@lorestore/projections';
 import { APP_CONFIG, type AppConfig } from '../config';
 import { Problem } from '../http/problem';
 import { Metrics } from '../metrics/metrics';
-import { PG_POOL } from '../persistence/tokens';
+import type { Database } from '../persistence/database';
+import { DATABASE, PG_POOL } from '../persistence/tokens';
 import { HOT_STATE, READ_MODELS } from '../projections/projections.providers';
 import { ProjectionsService } from '../projections/projections.service';
 
@@ -20,7 +21,8 @@ export class ReadModels {
   constructor(
     @Inject(HOT_STATE) private readonly hot: HotStateStore,
     @Inject(READ_MODELS) private readonly store: ReadModelStore,
-    @Inject(PG_POOL) readonly pool: Pool,
+    @Inject(PG_POOL) private readonly pool: Pool,
+    @Inject(DATABASE) private readonly database: Database,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly projections: ProjectionsService,
     private readonly metrics: Metrics,
@@ -35,8 +37,18 @@ export class ReadModels {
     return this.hot.kind !== 'memory' || this.projections.runner?.isLeader === true;
   }
 
-  async doc(table: DocTable, worldId: string, id: string): Promise<HotDoc | null> {
-    if (!this.hotUsable) return this.fromPostgres(table, worldId, id);
+  /**
+   * A read-model query on the primary or a read replica (REPLICA_READ_SHARE
+   * of reads, to replicas in rotation that have replayed `fence`).
+   */
+  async query<R extends QueryResultRow>(sql: string, params: unknown[], fence?: bigint): Promise<QueryResult<R>> {
+    return this.database.read(fence, (pool) => pool.query<R>(sql, params), this.countRead);
+  }
+
+  private readonly countRead = (target: string) => this.metrics.readsRouted.inc({ target });
+
+  async doc(table: DocTable, worldId: string, id: string, fence?: bigint): Promise<HotDoc | null> {
+    if (!this.hotUsable) return this.fromPostgres(table, worldId, id, fence);
     const generation = await this.projections.generation(table).catch(() => 1);
     let hit: HotDoc | null | 'timeout' | 'error';
     let timer: NodeJS.Timeout | undefined;
@@ -57,16 +69,21 @@ export class ReadModels {
       return hit;
     }
     this.metrics.hotReads.inc({ result: hit === null ? 'miss' : hit });
-    const doc = await this.store.getDoc(table, worldId, id);
+    let fromReplica = false;
+    const doc = await this.database.read(fence, (pool, target) => {
+      fromReplica = target.replica;
+      return this.store.getDoc(table, worldId, id, pool);
+    }, this.countRead);
     if (!doc) return null;
-    // Fill only on a clean miss: a slow or failing hot store gets no extra load. The write is
-    // revision-guarded, so it cannot replace a newer document the projector wrote meanwhile.
-    if (hit === null) this.fill({ ...doc, generation });
+    // Fill only on a clean miss (a slow or failing hot store gets no extra load) and only from the
+    // primary: the write is revision-guarded, so it cannot replace a newer document, but a replica's
+    // older one could land in a key the projector's newer write had left (evicted) and stay there.
+    if (hit === null && !fromReplica) this.fill({ ...doc, generation });
     return { revision: doc.revision, position: doc.position, state: doc.state, updatedAt: doc.updatedAt };
   }
 
-  private async fromPostgres(table: DocTable, worldId: string, id: string): Promise<HotDoc | null> {
-    const doc = await this.store.getDoc(table, worldId, id);
+  private async fromPostgres(table: DocTable, worldId: string, id: string, fence?: bigint): Promise<HotDoc | null> {
+    const doc = await this.database.read(fence, (pool) => this.store.getDoc(table, worldId, id, pool), this.countRead);
     return doc ? { revision: doc.revision, position: doc.position, state: doc.state, updatedAt: doc.updatedAt } : null;
   }
 
@@ -77,9 +94,16 @@ export class ReadModels {
   /**
    * Waits until the projections have applied the event at `minPosition`
    * (a command's `position`), or answers 504 after CONSISTENCY_WAIT_MS.
+   * With read replicas, answers the fence a replica must have replayed to
+   * show that state: the primary's WAL position once it shows it.
    */
-  async waitFor(projection: string, minPosition: number | undefined): Promise<void> {
-    if (minPosition === undefined || minPosition === 0) return;
+  async waitFor(projection: string, minPosition: number | undefined): Promise<bigint | undefined> {
+    if (minPosition === undefined || minPosition === 0) return undefined;
+    await this.waitOnPrimary(projection, minPosition);
+    return this.database.router.needsFence ? this.database.router.primaryLsn() : undefined;
+  }
+
+  private async waitOnPrimary(projection: string, minPosition: number): Promise<void> {
     const deadline = Date.now() + this.config.CONSISTENCY_WAIT_MS;
     let target: Position | 'gap' | null = null;
     for (let delay = 2; ; delay = Math.min(delay * 2, 50)) {

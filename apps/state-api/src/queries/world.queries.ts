@@ -10,7 +10,7 @@ const load = async <S>(reader: StateReader, readModels: ReadModels, aggregate: '
     const { state, last } = await reader.load<S>(aggregate, aggregate === 'world' ? streamIds.world(worldId) : streamIds.narrative(worldId), at);
     return { state, revision: last ? Number(last.revision) : -1 };
   }
-  const doc = await readModels.doc(aggregate === 'world' ? 'world_state' : 'narrative_state', worldId, worldId);
+  const doc = await readModels.doc(aggregate === 'world' ? 'world_state' : 'narrative_state', worldId, worldId, at.fence);
   return doc ? { state: doc.state as S, revision: Number(doc.revision) } : { state: deciders[aggregate].initialState() as S, revision: -1 };
 };
 

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { Pool, PoolClient } from 'pg';
-import { loadMigrations, migrate, withTransaction } from '@lorestore/infra';
+import { isConnectionError, loadMigrations, migrate, withTransaction } from '@lorestore/infra';
 import { CommandIdReusedError, EventIdConflictError, EventStoreUnavailableError, WrongExpectedVersionError } from '../errors';
 import {
   END,
@@ -124,15 +124,6 @@ const toAppendResult = (stored: StoredResult, duplicate: boolean): AppendResult 
 });
 
 /** Errors that mean "the database is not there right now", as opposed to a bug. */
-const isUnavailable = (error: unknown): boolean => {
-  const code = (error as { code?: string }).code ?? '';
-  const message = error instanceof Error ? error.message : '';
-  return (
-    ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P01', '57P02', '57P03', '08000', '08003', '08006'].includes(code) ||
-    /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/.test(message)
-  );
-};
-
 /**
  * The system of record in PostgreSQL: `events` is the log, `streams` holds each
  * stream's head (and its row lock serialises writers of one stream), `commands`
@@ -189,7 +180,7 @@ export class PostgresEventStore implements EventStore {
         if (constraint === 'commands_pkey') throw new CommandIdReusedError(options.commandId ?? '');
         if (constraint === 'events_event_id') throw new EventIdConflictError(streamId);
       }
-      if (isUnavailable(error)) throw new EventStoreUnavailableError(`event store unavailable: ${(error as Error).message}`);
+      if (isConnectionError(error)) throw new EventStoreUnavailableError(`event store unavailable: ${(error as Error).message}`);
       throw error;
     }
     switch (response.status) {
@@ -263,7 +254,7 @@ export class PostgresEventStore implements EventStore {
       } catch (error) {
         if ((error as { code?: string }).code === '23505' && (error as { constraint?: string }).constraint === 'events_event_id') throw new EventIdConflictError(appends[0]!.streamId);
         if ((error as { code?: string }).code !== '40001' || attempt >= MAX_ORDER_RETRIES) {
-          if (isUnavailable(error)) throw new EventStoreUnavailableError(`event store unavailable: ${(error as Error).message}`);
+          if (isConnectionError(error)) throw new EventStoreUnavailableError(`event store unavailable: ${(error as Error).message}`);
           throw error;
         }
         this.orderRetries++;

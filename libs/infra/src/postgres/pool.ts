@@ -1,4 +1,5 @@
-import { Pool, type PoolClient, type PoolConfig } from 'pg';
+import type { Pool, PoolClient, PoolConfig } from 'pg';
+import { BoundedPool, type BoundedPoolOptions } from './bounded-pool';
 
 export type PostgresPoolOptions = {
   url: string;
@@ -7,7 +8,14 @@ export type PostgresPoolOptions = {
   max?: number;
   min?: number;
   applicationName?: string;
-  connectionTimeoutMillis?: number;
+  /** Label in metrics and errors (default `primary`). */
+  name?: string;
+  /** Callers allowed to queue for a connection (default 100); the next is refused at once. */
+  queueMax?: number;
+  /** Longest wait for a connection, and connect timeout of a new one (default 5000 ms). */
+  acquireTimeoutMs?: number;
+  onAcquire?: BoundedPoolOptions['onAcquire'];
+  onExhausted?: BoundedPoolOptions['onExhausted'];
   idleTimeoutMillis?: number;
   statementTimeoutMillis?: number;
   /** Errors of idle clients (server restart, network cut); the pool replaces them. */
@@ -16,19 +24,26 @@ export type PostgresPoolOptions = {
 
 export const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 
-export const createPostgresPool = (options: PostgresPoolOptions): Pool => {
+/** A bounded pool (see BoundedPool): at most `queueMax` waiters, each for at most `acquireTimeoutMs`. */
+export const createPostgresPool = (options: PostgresPoolOptions): BoundedPool => {
   if (!SCHEMA_NAME.test(options.schema)) throw new Error(`invalid schema name ${options.schema}`);
   const config: PoolConfig = {
     connectionString: options.url,
     max: options.max ?? 20,
     min: options.min ?? 0,
     application_name: options.applicationName ?? 'lorestore',
-    connectionTimeoutMillis: options.connectionTimeoutMillis ?? 5000,
     idleTimeoutMillis: options.idleTimeoutMillis ?? 30_000,
     options: `-c search_path=${options.schema},public`,
     ...(options.statementTimeoutMillis ? { statement_timeout: options.statementTimeoutMillis } : {}),
   };
-  const pool = new Pool(config);
+  const pool = new BoundedPool({
+    ...config,
+    name: options.name ?? 'primary',
+    queueMax: options.queueMax ?? 100,
+    acquireTimeoutMs: options.acquireTimeoutMs ?? 5000,
+    onAcquire: options.onAcquire,
+    onExhausted: options.onExhausted,
+  });
   // An idle client whose server went away emits 'error'; without a listener Node would crash the process.
   pool.on('error', (error) => options.onIdleError?.(error));
   return pool;

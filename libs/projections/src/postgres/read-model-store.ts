@@ -187,8 +187,8 @@ export class ReadModelStore {
   }
 
   /** One document, or null. */
-  async getDoc(table: DocTable, worldId: string, id: string): Promise<Doc | null> {
-    const [doc] = await this.queryDocs(table, [worldId], [id], this.pool);
+  async getDoc(table: DocTable, worldId: string, id: string, client: Pool | PoolClient = this.pool): Promise<Doc | null> {
+    const [doc] = await this.queryDocs(table, [worldId], [id], client);
     return doc ?? null;
   }
 
