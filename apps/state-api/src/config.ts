@@ -152,6 +152,9 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): AppConfig => {
   if (config.DATABASE_POOL_MIN > config.DATABASE_POOL_MAX) {
     throw new ConfigError(`DATABASE_POOL_MIN (${config.DATABASE_POOL_MIN}) is above DATABASE_POOL_MAX (${config.DATABASE_POOL_MAX})`);
   }
+  if (config.REPLICA_POOL_MIN > config.REPLICA_POOL_MAX) {
+    throw new ConfigError(`REPLICA_POOL_MIN (${config.REPLICA_POOL_MIN}) is above REPLICA_POOL_MAX (${config.REPLICA_POOL_MAX})`);
+  }
   if (config.NODE_ENV === 'production' && !config.API_KEYS && !config.API_KEYS_FILE) {
     throw new ConfigError('API_KEYS (or API_KEYS_FILE) is required when NODE_ENV=production');
   }

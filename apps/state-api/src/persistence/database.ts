@@ -54,7 +54,7 @@ export class Database {
         url,
         schema: config.DATABASE_SCHEMA,
         name: `replica-${i + 1}`,
-        min: Math.min(config.REPLICA_POOL_MIN, config.REPLICA_POOL_MAX),
+        min: config.REPLICA_POOL_MIN,
         max: config.REPLICA_POOL_MAX,
         queueMax: config.POOL_QUEUE_MAX,
         acquireTimeoutMs: config.POOL_ACQUIRE_TIMEOUT_MS,
