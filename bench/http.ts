@@ -145,6 +145,7 @@ export const runHttpBench = async (): Promise<void> => {
           DATABASE_URL: db.url,
           DATABASE_SCHEMA: serviceSchema,
           API_KEYS: `${API_KEY}:game`,
+          RATE_LIMIT_MAX: '0', // one key drives the whole load: the per-key limit would cap it
           LOG_LEVEL: 'warn',
           PROJECTOR: projector,
         };

@@ -116,6 +116,7 @@ export const measureService = async (options: {
       DATABASE_URL: options.databaseUrl,
       DATABASE_SCHEMA: options.schema,
       API_KEYS: `${API_KEY}:game`,
+      RATE_LIMIT_MAX: '0', // one key drives the whole load: the per-key limit would cap it
       LOG_LEVEL: 'warn',
       REDIS_URL: options.redisUrl,
       REDIS_KEY_PREFIX: options.prefix,

@@ -1,8 +1,11 @@
+import { createHash } from 'node:crypto';
+import rateLimit from '@fastify/rate-limit';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { Logger } from 'nestjs-pino';
 import { AppModule, type AppRuntime } from './app.module';
+import { Problem } from './http/problem';
 import { Metrics } from './metrics/metrics';
 
 /**
@@ -19,6 +22,27 @@ export const createApp = async (runtime: AppRuntime, options: { logger?: boolean
   });
   if (options.logger !== false) app.useLogger(app.get(Logger));
   const fastify = app.getHttpAdapter().getInstance();
+
+  // Per-key rate limit: a fixed window per API key (a hash of it), or per client address without
+  // one. Counted in this process: N instances allow N times the limit, and no Redis sits on the
+  // write path. Health and metrics are exempt (probes and scrapes must always get through).
+  if (runtime.config.RATE_LIMIT_MAX > 0) {
+    await app.register(rateLimit, {
+      max: runtime.config.RATE_LIMIT_MAX,
+      timeWindow: runtime.config.RATE_LIMIT_WINDOW_MS,
+      cache: 100_000,
+      keyGenerator: (request) => {
+        const auth = request.headers.authorization;
+        return typeof auth === 'string' && auth !== '' ? `key:${createHash('sha256').update(auth).digest('base64url').slice(0, 22)}` : `ip:${request.ip}`;
+      },
+      allowList: (request) => request.url.startsWith('/health/') || request.url === '/metrics',
+      errorResponseBuilder: (_request, context) =>
+        new Problem(429, 'rate-limited', 'Too many requests', `more than ${context.max} requests within ${context.after} for this API key; retry after the window`, {
+          limit: context.max,
+          windowMs: runtime.config.RATE_LIMIT_WINDOW_MS,
+        }),
+    });
+  }
 
 
   const metrics = app.get(Metrics);

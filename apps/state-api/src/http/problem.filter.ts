@@ -40,6 +40,8 @@ const transportProblem = (status: number, message: string): Problem => {
       return new Problem(404, 'not-found', 'Not found', 'no such route');
     case 413:
       return new Problem(413, 'payload-too-large', 'Payload too large', message);
+    case 429:
+      return new Problem(429, 'rate-limited', 'Too many requests', message, {}, { 'retry-after': '1' });
     case 415:
       return new Problem(415, 'unsupported-media-type', 'Unsupported media type', 'send the body as application/json');
     default:
