@@ -58,8 +58,11 @@ export const startServiceProcess = async (env: Record<string, string>, port?: nu
   };
 };
 
-/** Starts `apps/projector` as a child process; resolves once it leads (its runner took the lock). */
-export const startProjectorProcess = async (env: Record<string, string>): Promise<ServiceProcess> => {
+/**
+ * Starts `apps/projector` as a child process; resolves once it leads (its
+ * runner took the lock), or with `standby: true` once it runs (another leads).
+ */
+export const startProjectorProcess = async (env: Record<string, string>, options: { standby?: boolean } = {}): Promise<ServiceProcess> => {
   const dir = buildService();
   const child = spawn(process.execPath, [path.join(dir, 'apps/projector/src/main.js')], {
     cwd: ROOT,
@@ -72,7 +75,7 @@ export const startProjectorProcess = async (env: Record<string, string>): Promis
     const timer = setTimeout(() => reject(new Error(`projector did not start leading within 20 s: ${output}`)), 20_000);
     const onData = (chunk: Buffer) => {
       output += chunk.toString();
-      if (output.includes('projector: leading')) {
+      if (output.includes(options.standby ? '[lorestore-projector] running' : 'projector: leading')) {
         clearTimeout(timer);
         resolve();
       }

@@ -46,6 +46,10 @@ export const createPostgresPool = (options: PostgresPoolOptions): BoundedPool =>
   });
   // An idle client whose server went away emits 'error'; without a listener Node would crash the process.
   pool.on('error', (error) => options.onIdleError?.(error));
+  // A checked-out client whose server goes away between two queries (a restart terminates every
+  // session) emits 'error' too, and pg-pool listens only while a client is idle: without this, the
+  // process would crash. The holder's next query fails and its release drops the broken client.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   return pool;
 };
 
