@@ -1,11 +1,13 @@
 import { createHash } from 'node:crypto';
 import rateLimit from '@fastify/rate-limit';
 import { NestFactory } from '@nestjs/core';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { Logger } from 'nestjs-pino';
 import { AppModule, type AppRuntime } from './app.module';
 import { Problem } from './http/problem';
+import { sendProblem, toProblem } from './http/problem.filter';
 import { Metrics } from './metrics/metrics';
 
 /**
@@ -14,7 +16,17 @@ import { Metrics } from './metrics/metrics';
  * are loaded through a dynamic import() that Jest's module sandbox cannot do.
  */
 export const createApp = async (runtime: AppRuntime, options: { logger?: boolean; docsUi?: boolean } = {}): Promise<NestFastifyApplication> => {
-  const adapter = new FastifyAdapter({ bodyLimit: runtime.config.BODY_LIMIT_BYTES, trustProxy: true });
+  const adapter = new FastifyAdapter({
+    bodyLimit: runtime.config.BODY_LIMIT_BYTES,
+    trustProxy: true,
+    // Room for the longest id a route takes (a stream name is up to 108 characters).
+    maxParamLength: 256,
+    // Errors of the router itself (a malformed %-escape, a path parameter over the limit): problem+json too.
+    frameworkErrors: (error: Error, _request: FastifyRequest, reply: FastifyReply) => {
+      const status = (error as { statusCode?: number }).statusCode ?? 400;
+      sendProblem(reply, toProblem(error) ?? new Problem(status, 'bad-request', 'Bad request', error.message));
+    },
+  });
   const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(runtime), adapter, {
     bufferLogs: true,
     abortOnError: false,

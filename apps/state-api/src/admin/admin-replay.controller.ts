@@ -9,12 +9,12 @@ import { id, slug, streamIdSchema } from '../commands/command.schemas';
 import { correlationIdFrom } from '../commands/parse-command';
 import { ApiProblems } from '../http/openapi';
 import { Problem } from '../http/problem';
-import { parseOrThrow } from '../http/validate';
+import { decodeCursor, encodeCursor } from '../http/cursor';
+import { isoTime, parseOrThrow } from '../http/validate';
 import { EVENT_STORE } from '../persistence/tokens';
 import { atMostOnePointInTime, ONE_POINT_MESSAGE, pointInTimeShape, toUntil, type PointInTime } from '../queries/point-in-time';
 import { REBUILD_JOBS, ROLLBACKS, STATE_AT } from '../replay/replay.providers';
 
-const isoTime = z.iso.datetime({ offset: true, message: 'must be an ISO-8601 date-time with a time zone' });
 /** A second of grace for clocks that differ a little. */
 const pastTime = isoTime.refine((t) => Date.parse(t) <= Date.now() + 1000, 'is in the future');
 const reason = z.string().trim().min(1, 'say why (it goes into the audit trail)').max(500);
@@ -95,8 +95,13 @@ const stateView = (s: StreamStateAt) => ({
 const ISO_CURSOR_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-const cursorOut = (c: string | null) => (c === null ? null : Buffer.from(c).toString('base64url'));
-const cursorIn = (c: string | undefined) => (c === undefined ? undefined : Buffer.from(c, 'base64url').toString('utf8'));
+/** An audit page's cursor: `<created_at as toISOString()>_<operationId>`; the time must be a real one (2026-02-30 is not). */
+const isAuditCursor = (c: string): boolean => {
+  const [createdAt, operationId, extra] = c.split('_');
+  if (!createdAt || !operationId || extra !== undefined || !ISO_CURSOR_TIME.test(createdAt) || !UUID.test(operationId)) return false;
+  const time = new Date(createdAt);
+  return Number.isFinite(time.getTime()) && time.toISOString() === createdAt;
+};
 
 @ApiTags('admin')
 @ApiBearerAuth()
@@ -212,18 +217,11 @@ export class AdminReplayController {
   async audit(@Param('worldId') w: string, @Query() query: unknown) {
     const worldId = parseOrThrow(slug, w, 'worldId');
     const q = parseOrThrow(listQuery, query);
-    const raw = cursorIn(q.cursor);
-    let before: { createdAt: string; operationId: string } | undefined;
-    if (raw !== undefined) {
-      const [createdAt, operationId] = raw.split('_');
-      // Exactly what `list` issues (an ISO time and a UUID): anything else would reach PostgreSQL's casts.
-      if (!createdAt || !operationId || !ISO_CURSOR_TIME.test(createdAt) || !UUID.test(operationId)) {
-        throw new Problem(400, 'validation', 'Invalid request', 'cursor: not a cursor this service issued', { errors: [{ path: 'cursor', message: 'not a cursor this service issued' }] });
-      }
-      before = { createdAt, operationId };
-    }
+    // Exactly what `list` issues (an ISO time and a UUID): anything else would reach PostgreSQL's casts.
+    const raw = decodeCursor(q.cursor, isAuditCursor);
+    const before = raw === undefined ? undefined : { createdAt: raw.split('_')[0]!, operationId: raw.split('_')[1]! };
     const page = await this.rollbacks.list(worldId, q.limit, before);
-    return { items: page.items.map((op) => operationView(op, false)), nextCursor: cursorOut(page.nextCursor) };
+    return { items: page.items.map((op) => operationView(op, false)), nextCursor: encodeCursor(page.nextCursor) };
   }
 
   @Get('worlds/:worldId/streams/:streamId/state')
@@ -253,13 +251,13 @@ export class AdminReplayController {
     const worldId = parseOrThrow(slug, w, 'worldId');
     const q = parseOrThrow(worldStateQuery, query);
     const target = q.atPosition !== undefined ? { position: BigInt(q.atPosition) } : { time: new Date(q.asOf!) };
-    const cursor = cursorIn(q.cursor);
+    const cursor = decodeCursor(q.cursor, (d) => streamIdSchema.safeParse(d).success);
     const page = await worldStateAt({ store: this.store, stateAt: this.stateAt }, worldId, target, { limit: q.limit, ...(cursor ? { cursor } : {}) });
     return {
       worldId,
       ...(q.atPosition !== undefined ? { atPosition: q.atPosition } : { asOf: q.asOf }),
       streams: page.streams.map(stateView),
-      nextCursor: cursorOut(page.nextCursor),
+      nextCursor: encodeCursor(page.nextCursor),
     };
   }
 

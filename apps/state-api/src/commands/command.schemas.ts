@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isoTime } from '../http/validate';
 import type { CommandType } from '@lorestore/domain';
 
 /** API.md: slugs for names, UUIDs (any version, compared lower-case) for ids. */
@@ -8,7 +9,6 @@ export const id = z.guid('must be a UUID').transform((v) => v.toLowerCase());
 export const streamIdSchema = z.string().regex(/^[a-z]+-[A-Za-z0-9_.-]{1,64}(-[0-9a-fA-F-]{36})?$/, 'not a stream name');
 const jsonObject = z.record(z.string().max(200), z.json());
 const text = (max: number) => z.string().trim().min(1, 'must not be empty').max(max, `at most ${max} characters`);
-const isoTime = z.iso.datetime({ offset: true, message: 'must be an ISO-8601 date-time with a time zone, e.g. 2026-01-02T03:04:05Z' });
 
 export const expectedRevisionSchema = z.union([
   z.number().int().min(0, 'a revision is ≥ 0').max(Number.MAX_SAFE_INTEGER),

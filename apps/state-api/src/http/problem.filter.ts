@@ -38,6 +38,8 @@ const transportProblem = (status: number, message: string): Problem => {
       return new Problem(400, 'validation', 'Invalid request', message, { errors: [{ path: '', message }] });
     case 404:
       return new Problem(404, 'not-found', 'Not found', 'no such route');
+    case 414:
+      return new Problem(414, 'uri-too-long', 'URI too long', message);
     case 413:
       return new Problem(413, 'payload-too-large', 'Payload too large', message);
     case 429:

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isoTime } from '../http/validate';
 import type { ReadStreamOptions } from '@lorestore/event-store';
 
 const nonNegative = z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
@@ -7,8 +8,7 @@ const nonNegative = z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 export const pointInTimeShape = {
   atRevision: nonNegative.optional(),
   atPosition: nonNegative.optional(),
-  asOf: z.iso
-    .datetime({ offset: true, message: 'must be an ISO-8601 date-time with a time zone' })
+  asOf: isoTime
     // A second of grace for clocks that differ a little.
     .refine((t) => Date.parse(t) <= Date.now() + 1000, 'is in the future')
     .optional(),

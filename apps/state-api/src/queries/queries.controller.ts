@@ -5,7 +5,8 @@ import { ApiBearerAuth, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger'
 import { ApiPointInTime, ApiProblems } from '../http/openapi';
 import { z } from 'zod';
 import { id, slug, streamIdSchema } from '../commands/command.schemas';
-import { parseOrThrow } from '../http/validate';
+import { decodeCursor, encodeCursor } from '../http/cursor';
+import { isoTime, parseOrThrow } from '../http/validate';
 import { GetEntity, ListEntities } from './entity.queries';
 import { GetPlayer, GetPlayerHistory } from './player.queries';
 import { ONE_POINT_MESSAGE, atMostOnePointInTime, isPointInTime, pointInTimeShape, type PointInTime } from './point-in-time';
@@ -14,7 +15,6 @@ import { StateReader } from './state-reader';
 import { GetStreamEvents } from './stream.queries';
 import { GetNarrative, GetWorldState } from './world.queries';
 
-const isoTime = z.iso.datetime({ offset: true, message: 'must be an ISO-8601 date-time with a time zone' });
 const limit = (max: number, fallback: number) => z.coerce.number().int().min(1).max(max).default(fallback);
 const withPointInTime = <T extends z.ZodRawShape>(shape: T) =>
   z.object({ ...pointInTimeShape, ...shape }).strict().refine((q) => atMostOnePointInTime(q as PointInTime), ONE_POINT_MESSAGE);
@@ -35,8 +35,9 @@ const historyQuery = withPointInTime({
 });
 const eventsQuery = withPointInTime({ fromRevision: z.coerce.number().int().min(0).default(0), limit: limit(1000, 100) });
 
-const cursorOut = (c: string | null) => (c === null ? null : Buffer.from(c).toString('base64url'));
-const cursorIn = (c: string | undefined) => (c === undefined ? undefined : Buffer.from(c, 'base64url').toString('utf8'));
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** An entity page's cursor: the last entity id (read model) or stream id (point in time) of the previous page. */
+const entityCursor = (c: string | undefined) => decodeCursor(c, (d) => UUID.test(d) || streamIdSchema.safeParse(d).success);
 
 @ApiTags('queries')
 @ApiBearerAuth()
@@ -83,9 +84,9 @@ export class QueriesController {
   async entities(@Param('worldId') w: string, @Query() query: unknown, @Req() r: FastifyRequest) {
     const { world, q } = await this.prepare(w, entityListQuery, query, r, 'entities');
     const page = await this.queryBus.execute(
-      new ListEntities(world, { kind: q.kind, locationId: q.locationId, updatedSince: q.updatedSince }, q.limit, cursorIn(q.cursor), q),
+      new ListEntities(world, { kind: q.kind, locationId: q.locationId, updatedSince: q.updatedSince }, q.limit, entityCursor(q.cursor), q),
     );
-    return { items: page.items, nextCursor: cursorOut(page.nextCursor) };
+    return { items: page.items, nextCursor: encodeCursor(page.nextCursor) };
   }
 
   @Get('state')
