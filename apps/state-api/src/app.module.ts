@@ -13,6 +13,7 @@ import { CommandsController } from './commands/commands.controller';
 import { ExecuteCommandHandler } from './commands/execute-command';
 import { APP_CONFIG, type AppConfig } from './config';
 import { HealthController } from './health/health.controller';
+import { Lifecycle } from './health/lifecycle';
 import { MemoryController } from './memory/memory.controller';
 import { ProblemFilter } from './http/problem.filter';
 import { Metrics } from './metrics/metrics';
@@ -73,6 +74,7 @@ export class AppModule {
         { provide: APP_GUARD, useClass: ApiKeyGuard },
         { provide: APP_FILTER, useClass: ProblemFilter },
         StateReader,
+        Lifecycle,
         AggregateCache,
         ...projectionProviders,
         ...replayProviders,

@@ -80,7 +80,6 @@ export const createApp = async (runtime: AppRuntime, options: { logger?: boolean
     yamlDocumentUrl: 'docs/yaml',
     swaggerUiEnabled: options.docsUi ?? true,
   });
-  app.enableShutdownHooks();
   await app.init();
   return app;
 };

@@ -75,6 +75,11 @@ export const configSchema = z.object({
   /** Bound on the wait of a query carrying minPosition / X-Consistency-Token. */
   CONSISTENCY_WAIT_MS: int(0, 60_000).default(2000),
   SHUTDOWN_GRACE_MS: int(0, 120_000).default(10_000),
+  /**
+   * After SIGTERM, keep serving this long with /health/ready at 503, so a load balancer takes the
+   * instance out before its listener closes (Kubernetes: a few seconds, within terminationGracePeriodSeconds).
+   */
+  SHUTDOWN_DRAIN_DELAY_MS: int(0, 120_000).default(0),
   /** Hot state on one Redis node, e.g. redis://127.0.0.1:6379/0. */
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
   /** Hot state on a Redis Cluster: seed nodes `host:port,host:port`. Wins over REDIS_URL. */

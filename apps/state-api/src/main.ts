@@ -1,5 +1,6 @@
 import 'reflect-metadata';
 import { createApp } from './bootstrap';
+import { Lifecycle } from './health/lifecycle';
 import { ConfigError, loadConfig } from './config';
 import { resolveDatabase, resolveKeys } from './runtime';
 
@@ -20,8 +21,14 @@ const main = async () => {
     const timer = setTimeout(() => {
       say('shutdown grace period over, exiting');
       process.exit(1);
-    }, config.SHUTDOWN_GRACE_MS);
+    }, config.SHUTDOWN_DRAIN_DELAY_MS + config.SHUTDOWN_GRACE_MS);
     try {
+      app.get(Lifecycle).draining = true;
+      if (config.SHUTDOWN_DRAIN_DELAY_MS > 0) await new Promise((r) => setTimeout(r, config.SHUTDOWN_DRAIN_DELAY_MS));
+      // First the HTTP server: it stops accepting, answers what is in flight (their appends commit in
+      // their group-commit batches), then closes. Only then the shutdown hooks close stores and pools:
+      // Nest's own order (hooks first, server last) would pull the pools from under those requests.
+      await app.getHttpAdapter().close();
       await app.close();
       await database.embedded?.stop();
     } finally {

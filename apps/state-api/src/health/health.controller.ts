@@ -4,6 +4,7 @@ import { HealthCheck, HealthCheckService, HealthIndicatorService } from '@nestjs
 import type { Pool } from 'pg';
 import { Public } from '../auth/auth.guard';
 import { Metrics } from '../metrics/metrics';
+import { Lifecycle } from './lifecycle';
 import { MirroredEventStore, type EventStore } from '@lorestore/event-store';
 import type { Database } from '../persistence/database';
 import { DATABASE, EVENT_STORE, PG_POOL } from '../persistence/tokens';
@@ -24,6 +25,7 @@ export class HealthController {
     @Inject(HOT_STATE) private readonly hot: HotStateStore,
     private readonly projections: ProjectionsService,
     @Inject(EVENT_STORE) private readonly store: EventStore,
+    private readonly lifecycle: Lifecycle,
   ) {}
 
   /** The process is up (no dependency checks: a restart would not help a down database). */
@@ -42,6 +44,8 @@ export class HealthController {
   @HealthCheck()
   ready() {
     return this.health.check([
+      // Shutting down: out of the load balancer first, while in-flight and late requests are still served.
+      () => (this.lifecycle.draining ? this.indicators.check('shutdown').down({ message: 'draining: the process got SIGTERM' }) : this.indicators.check('shutdown').up()),
       async () => {
         const check = this.indicators.check('postgres');
         const started = performance.now();
