@@ -39,7 +39,7 @@ describe('graceful shutdown: SIGTERM under load', () => {
       while (!stop) {
         const commandId = randomUUID();
         const startedAt = performance.now();
-        let status: number | 'failed' = 'failed';
+        let status: number | 'failed';
         let events: number | undefined;
         try {
           const response = await fetch(`${url}/v1/worlds/drain/commands`, {
@@ -58,12 +58,11 @@ describe('graceful shutdown: SIGTERM under load', () => {
       }
     });
     await new Promise((r) => setTimeout(r, 1500));
-    let readyDuringDrain: number | null = null;
     const exited = new Promise<number | null>((resolve) => service!.child.once('exit', (code) => resolve(code)));
     sigtermAt = performance.now();
     service.child.kill('SIGTERM');
     await new Promise((r) => setTimeout(r, 300));
-    readyDuringDrain = (await fetch(`${url}/health/ready`)).status;
+    const readyDuringDrain = (await fetch(`${url}/health/ready`)).status;
     const code = await exited;
     stop = true;
     await Promise.all(clients);
