@@ -94,6 +94,11 @@ export const configSchema = z.object({
   REDIS_COMMAND_TIMEOUT_MS: int(10, 60_000).default(5000),
   /** A hot-state read slower than this answers from PostgreSQL instead. */
   REDIS_READ_TIMEOUT_MS: int(1, 60_000).default(50),
+  /**
+   * After Redis has refused the projector's writes this long, the read models are committed without it
+   * (reads answer from PostgreSQL) until it is back and caught up.
+   */
+  HOT_STATE_BYPASS_AFTER_MS: int(100, 600_000).default(2000),
   /** TTL of each hot-state document, refreshed on every write. */
   HOT_STATE_TTL_SECONDS: int(1, 30 * 86_400).default(3600),
   /** Documents kept by the in-process hot state (no REDIS_URL / REDIS_CLUSTER_NODES). */

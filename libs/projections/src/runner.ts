@@ -33,6 +33,16 @@ export type ProjectionRunnerOptions = {
    * live projector in the same process. Default true.
    */
   clearsHotStateOnLead?: boolean;
+  /**
+   * The live projector only. After the hot store has refused writes for
+   * `afterMs`, the read models are committed without it (readers answer from
+   * PostgreSQL, told by a row in hot_state_bypass, then `settleMs` later the
+   * first batch commits); every `probeMs` the hot store is tried again, and
+   * once it answers, the documents of every stream with events since the
+   * bypass opened are written to it again before it is used. Unset: wait for
+   * the hot store however long it takes (a rebuild).
+   */
+  hotBypass?: { afterMs: number; settleMs: number; probeMs: number };
   /** Each failure of the loop (it retries with back-off); a rebuild gives up after a few in a row. */
   onError?: (error: unknown) => void;
   onBatch?: (info: { events: number; docs: number; history: number; ms: number; position: Position }) => void;
@@ -88,6 +98,10 @@ export class ProjectionRunner {
   private readonly generations = new Map<string, number>();
   /** Batches and exclusive sections (a rebuild's switch) run one at a time. */
   private readonly gate = new SerialGate();
+  /** Open while the read models are committed without the hot store: from which checkpoint. */
+  private bypass: { from: Position | null } | null = null;
+  private bypassProbe: NodeJS.Timeout | null = null;
+  private bypassProbedAt = 0;
 
   constructor(private readonly options: ProjectionRunnerOptions) {
     this.projections = options.projections ?? ALL_PROJECTIONS;
@@ -102,6 +116,11 @@ export class ProjectionRunner {
 
   get isLeader(): boolean {
     return this.lease.held;
+  }
+
+  /** The read models are being committed without the hot store (it refused writes): read PostgreSQL. */
+  get hotBypassed(): boolean {
+    return this.bypass !== null;
   }
 
   /** The position every projection of this runner has committed, as far as this process knows. */
@@ -152,10 +171,20 @@ export class ProjectionRunner {
     if (this.loop) return;
     this.stopped = false;
     this.loop = this.run();
+    const bypass = this.options.hotBypass;
+    if (bypass) {
+      // Also on a quiet feed: the bypass ends once the hot store answers, not at the next event.
+      this.bypassProbe = setInterval(() => {
+        if (this.bypass && this.lease.held && !this.stopped) void this.gate.run(() => this.tryEndBypass()).catch(() => undefined);
+      }, bypass.probeMs);
+      this.bypassProbe.unref();
+    }
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
+    if (this.bypassProbe) clearInterval(this.bypassProbe);
+    this.bypassProbe = null;
     this.pauses.wakeAll();
     await this.subscription?.unsubscribe().catch(() => undefined);
     await this.loop;
@@ -235,6 +264,11 @@ export class ProjectionRunner {
       this.checkpoints.set(p.name, stored.get(p.name) ?? null);
       this.generations.set(p.name, generations.get(p.name) ?? this.options.generation ?? 1);
     }
+    if (this.options.hotBypass) {
+      // A bypass the previous leader opened stays open until this one has caught the hot store up.
+      const open = await this.options.readModels.hotBypass();
+      this.bypass = open ? { from: open.from } : null;
+    }
     const positions = [...this.checkpoints.values()];
     const from = positions.some((p) => p === null) ? null : positions.reduce((a, b) => (comparePositions(a!, b!) <= 0 ? a : b));
     this.lastPosition = positions.every((p) => p !== null) && positions.length > 0 ? from : null;
@@ -309,9 +343,16 @@ export class ProjectionRunner {
 
     // The hot store first, outside any transaction: a transaction held open while Redis retries
     // (a failover takes seconds) would hold back the gap-safe feed of every reader of the database.
-    await this.putHot(changes.docs);
-    // Remembered as soon as the hot store has them, so a resync after a failover covers them too.
-    for (const doc of changes.docs) this.rememberWritten(doc);
+    if (this.bypass) await this.tryEndBypass();
+    if (!this.bypass) {
+      const outcome = await this.putHot(changes.docs);
+      if (outcome === 'written') {
+        // Remembered as soon as the hot store has them, so a resync after a failover covers them too.
+        for (const doc of changes.docs) this.rememberWritten(doc);
+      } else {
+        await this.openBypass(outcome.reason);
+      }
+    }
     await this.options.readModels.commit(changes, this.names, events.length, this.options.generation ?? 1);
     for (const doc of changes.docs) this.cache(doc);
 
@@ -351,21 +392,95 @@ export class ProjectionRunner {
     return repairs.length > 0 ? [...repairs, ...events] : events;
   }
 
-  /** The hot store must hold a batch before its checkpoint commits: retry until it does (or we stop). */
-  private async putHot(docs: Doc[]): Promise<void> {
-    if (docs.length === 0) return;
+  /**
+   * The hot store must hold a batch before its checkpoint commits: retry until
+   * it does (or we stop), or, for the live projector, until `hotBypass.afterMs`
+   * has passed: then the caller opens the bypass.
+   */
+  private async putHot(docs: Doc[]): Promise<'written' | { reason: string }> {
+    if (docs.length === 0) return 'written';
     let backoff = 100;
+    const started = Date.now();
     for (;;) {
       try {
         await this.options.hot.put(docs);
-        return;
+        return 'written';
       } catch (error) {
         if (this.stopped || !this.lease.held) throw error;
+        const bypass = this.options.hotBypass;
+        if (bypass && Date.now() - started >= bypass.afterMs) return { reason: (error as Error).message };
         this.logger.warn(`projector: hot store write failed (${(error as Error).message}); retrying in ${backoff} ms`);
         await this.sleep(backoff);
         backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
       }
     }
+  }
+
+  /**
+   * From now on the read models commit without the hot store. Readers are
+   * told first (the row, and `hotBypassed` in this process); the pause lets
+   * readers elsewhere, which look at most every 250 ms, see it before
+   * PostgreSQL moves past what the hot store holds.
+   */
+  private async openBypass(reason: string): Promise<void> {
+    const from = this.lastPosition;
+    await this.options.readModels.openHotBypass(from, reason);
+    this.bypass = { from };
+    this.logger.warn(`projector: the hot store has refused writes for ${this.options.hotBypass!.afterMs} ms (${reason}); committing the read models without it, readers use PostgreSQL until it is back`);
+    await this.sleep(this.options.hotBypass!.settleMs);
+  }
+
+  /**
+   * If the hot store answers again: write it the current document of every
+   * stream with events since the bypass opened (revision-guarded, so never
+   * backwards), then close the bypass. Runs between batches (inside the gate).
+   */
+  private async tryEndBypass(): Promise<void> {
+    const bypass = this.bypass;
+    if (!bypass || !this.lease.held) return;
+    // At most once per probeMs, and briefly: this runs where batches wait.
+    if (Date.now() - this.bypassProbedAt < this.options.hotBypass!.probeMs) return;
+    this.bypassProbedAt = Date.now();
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        this.options.hot.ping(),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error('no answer')), 500);
+        }),
+      ]);
+    } catch {
+      return;
+    } finally {
+      clearTimeout(timer);
+    }
+    const upTo = this.lastPosition;
+    let from: Position | typeof START = bypass.from ?? START;
+    let rewritten = 0;
+    try {
+      while (upTo) {
+        const page = await this.options.store.readAll({ fromPosition: from, maxCount: this.options.batchSize });
+        const after = from === START ? page : page.filter((e) => comparePositions(e.position, from as Position) > 0);
+        const covered = after.filter((e) => comparePositions(e.position, upTo) <= 0);
+        if (covered.length > 0) {
+          const docs = [...(await this.options.readModels.loadDocs(docKeysOf(this.projections, covered))).values()];
+          for (const doc of docs) {
+            const generation = this.generations.get(doc.table) ?? 1;
+            if (generation !== 1) doc.generation = generation;
+          }
+          if (docs.length > 0) await this.options.hot.put(docs);
+          rewritten += docs.length;
+        }
+        if (after.length === 0 || covered.length < after.length) break;
+        from = after.at(-1)!.position;
+      }
+      await this.options.readModels.closeHotBypass();
+    } catch (error) {
+      this.logger.warn(`projector: the hot store answers but catching it up failed (${(error as Error).message}); staying on PostgreSQL`);
+      return;
+    }
+    this.bypass = null;
+    this.logger.info(`projector: the hot store is back; wrote ${rewritten} documents changed meanwhile, reading from it again`);
   }
 
   /** Committed documents, so the next batch on a busy stream needs no read. */
@@ -393,7 +508,7 @@ export class ProjectionRunner {
   /** Writes the recently written documents again (guarded: only where the hot store lost them). */
   private async resync(): Promise<void> {
     const docs = [...this.recent.values()].map((e) => e.doc);
-    if (docs.length === 0) return;
+    if (docs.length === 0 || this.bypass) return;
     this.logger.warn(`projector: the hot store may have lost writes (topology change); writing ${docs.length} recent documents again`);
     for (let i = 0; i < docs.length; i += 1000) await this.putHot(docs.slice(i, i + 1000));
   }

@@ -42,6 +42,7 @@ export class ProjectionsService implements OnApplicationBootstrap, BeforeApplica
   readonly memoryProjector: MemoryProjector | null;
   private readonly memoryRebuilds: MemoryRebuildWorker | null;
   private generations: { at: number; byName: Promise<Map<string, number>> } | null = null;
+  private bypassed: { at: number; open: Promise<boolean> } | null = null;
   private cached: { at: number; checkpoints: Promise<Map<string, Position>> } | null = null;
 
   constructor(
@@ -127,6 +128,26 @@ export class ProjectionsService implements OnApplicationBootstrap, BeforeApplica
       });
     }
     return (await this.generations.byName).get(projection) ?? 1;
+  }
+
+  /**
+   * Whether the projector is committing the read models without the hot
+   * store (Redis refused its writes): then reads skip the hot store. The
+   * leading inline runner knows at once; otherwise PostgreSQL is asked at
+   * most every 250 ms (the projector waits 1 s after saying so before
+   * PostgreSQL moves past the hot store). Unknown counts as bypassed.
+   */
+  async hotBypassed(): Promise<boolean> {
+    if (this.runner?.isLeader) return this.runner.hotBypassed;
+    const now = Date.now();
+    if (!this.bypassed || now - this.bypassed.at > 250) {
+      const open = this.readModels.hotBypass().then(
+        (row) => row !== null,
+        () => true,
+      );
+      this.bypassed = { at: now, open };
+    }
+    return this.bypassed.open;
   }
 
   /** EventStoreDB mode: whether this process writes the mirror (null in PostgreSQL mode). */

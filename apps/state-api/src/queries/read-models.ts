@@ -48,7 +48,7 @@ export class ReadModels {
   private readonly countRead = (target: string) => this.metrics.readsRouted.inc({ target });
 
   async doc(table: DocTable, worldId: string, id: string, fence?: bigint): Promise<HotDoc | null> {
-    if (!this.hotUsable) return this.fromPostgres(table, worldId, id, fence);
+    if (!this.hotUsable || (await this.projections.hotBypassed())) return this.fromPostgres(table, worldId, id, fence);
     const generation = await this.projections.generation(table).catch(() => 1);
     let hit: HotDoc | null | 'timeout' | 'error';
     let timer: NodeJS.Timeout | undefined;

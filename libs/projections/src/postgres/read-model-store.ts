@@ -171,6 +171,29 @@ export class ReadModelStore {
     }));
   }
 
+  /** The hot-state bypass, if the projector has one open: since when, and from which checkpoint (null: the start). */
+  async hotBypass(): Promise<{ since: Date; from: Position | null; reason: string } | null> {
+    const { rows } = await this.pool.query<{ since: Date; from_commit: string | null; from_position: string | null; reason: string }>(
+      'SELECT since, from_commit::text, from_position, reason FROM hot_state_bypass',
+    );
+    const row = rows[0];
+    if (!row) return null;
+    const from = row.from_commit === null ? null : { commit: BigInt(row.from_commit), prepare: BigInt(row.from_position!) };
+    return { since: row.since, from, reason: row.reason };
+  }
+
+  /** Opens the bypass at this checkpoint (kept if one is open already: the earlier start covers more). */
+  async openHotBypass(from: Position | null, reason: string): Promise<void> {
+    await this.pool.query(
+      'INSERT INTO hot_state_bypass (from_commit, from_position, reason) VALUES ($1::text::xid8, $2, $3) ON CONFLICT (singleton) DO NOTHING',
+      [from ? from.commit.toString() : null, from ? from.prepare.toString() : null, reason.slice(0, 500)],
+    );
+  }
+
+  async closeHotBypass(): Promise<void> {
+    await this.pool.query('DELETE FROM hot_state_bypass');
+  }
+
   /** The stored documents of these streams, by `docKey`. */
   async loadDocs(keys: ReadonlyMap<DocTable, readonly string[]>, client: Pool | PoolClient = this.pool): Promise<Map<string, Doc>> {
     const found = new Map<string, Doc>();
