@@ -1,6 +1,7 @@
 import { runAppendBench } from './append';
 import { runEsdbBench } from './esdb';
 import { runHttpBench } from './http';
+import { runLoadBench } from './load';
 import { runMemoryBench } from './memory';
 import { runProjectionsBench } from './projections';
 import { runReplayBench } from './replay';
@@ -12,6 +13,7 @@ const benches: Record<string, { describe: string; run: () => Promise<void> }> = 
   projections: { describe: 'projection throughput into PostgreSQL and Redis, lag at 5,000 appends/s, GET entity from Redis at 10,000 req/s', run: runProjectionsBench },
   esdb: { describe: 'appends through the EventStoreDB client against the protocol test double at 1 and 50 writers vs the PostgreSQL adapter; the mirror\'s ingest rate', run: runEsdbBench },
   memory: { describe: 'NPC memory: top-5 search on 100 NPCs × 10,000 memories × 1,536 dims (embedded index vs JS brute force), recall@5, footprint, ingest', run: runMemoryBench },
+  load: { describe: 'the 10,000-CCU profile: 1,667 req/s of a command/read mix for 60 s (p99 <= 150 ms) and the highest sustained rate, built API + projector + Redis vs a bare Fastify doing 2 queries + 3 Redis ops', run: runLoadBench },
   replay: { describe: 'fold rate in memory, state-at on a 100,000-event stream with snapshots, rebuild of the read models from 1,000,000 events (RebuildWorker)', run: runReplayBench },
 };
 
@@ -40,6 +42,10 @@ const usage = (): string =>
     'esdb:   BENCH_ESDB_SECONDS (5), BENCH_ESDB_WARMUP_SECONDS (1), BENCH_ESDB_WRITERS (1,50), BENCH_ESDB_MIRROR_EVENTS (200000), BENCH_ESDB_MIRROR_BATCH (1000)',
     'memory: BENCH_MEMORY_NPCS (100), BENCH_MEMORY_PER_NPC (10000), BENCH_MEMORY_DIMENSION (1536), BENCH_MEMORY_QUERIES (500),',
     '        BENCH_MEMORY_EXACT_MAX (4096), BENCH_MEMORY_INGEST (10000; 0 skips the PostgreSQL part)',
+    'load:   BENCH_LOAD_RATE (1667), BENCH_LOAD_SECONDS (60), BENCH_LOAD_WARMUP_SECONDS (10), BENCH_LOAD_CONNECTIONS (256), BENCH_LOAD_STAGGER (16),',
+    '        BENCH_LOAD_ENTITIES (2000), BENCH_LOAD_PLAYERS (10000), BENCH_LOAD_SEED_CONCURRENCY (32), BENCH_LOAD_IDLE_SECONDS (5),',
+    '        BENCH_LOAD_STEP_SECONDS (10), BENCH_LOAD_STEP_WARMUP_SECONDS (3), BENCH_LOAD_STEP_FACTOR (1.5), BENCH_LOAD_BISECT (2),',
+    '        BENCH_LOAD_MAX_RATE (20000; 0 skips the search), BENCH_LOAD_P99_MS (150), BENCH_LOAD_TARGETS (baseline,lorestore); REDIS_URL (redis://127.0.0.1:6379)',
     'all:    BENCH_JSON_OUT=<file> also writes the JSON report there; BENCH_CPU_PROF=<dir> writes .cpuprofile files',
   ].join('\n');
 
