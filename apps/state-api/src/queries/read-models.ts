@@ -56,7 +56,9 @@ export class ReadModels {
       hit = await Promise.race([
         this.hot.get(table, worldId, id, generation),
         new Promise<'timeout'>((resolve) => {
-          timer = setTimeout(() => resolve('timeout'), this.config.REDIS_READ_TIMEOUT_MS);
+          // The timer phase runs before I/O: on a busy event loop a reply that arrived in time would
+          // lose to a late timer. setImmediate runs after the I/O phase, so such a reply wins.
+          timer = setTimeout(() => setImmediate(() => resolve('timeout')), this.config.REDIS_READ_TIMEOUT_MS);
         }),
       ]);
     } catch {
