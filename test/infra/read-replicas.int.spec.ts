@@ -23,7 +23,7 @@ describeWithServerBinaries('read replicas: routing over a real streaming replica
       DATABASE_REPLICA_URLS: cluster.replicas[0]!.url,
       REPLICA_SAMPLE_MS: '20',
       REPLICA_MAX_LAG_MS: '100',
-      CONSISTENCY_WAIT_MS: '5000',
+      CONSISTENCY_WAIT_MS: '30000', // CI runs crash suites beside this one: the inline projector may be slow
     });
   }, 90_000);
   afterAll(async () => {
@@ -62,8 +62,8 @@ describeWithServerBinaries('read replicas: routing over a real streaming replica
     app.request({ method: 'GET', url: `/v1/worlds/${world}/entities?kind=${kind}`, headers: token ? { 'x-consistency-token': String(token) } : {} });
 
   it('sends the configured share (80 %) of read-model reads to the replica', async () => {
-    const { position } = await spawn('share');
-    await list('share', position);
+    const { entityId: shared, position } = await spawn('share');
+    expect((await list('share', position)).body.items.map((e: { id: string }) => e.id)).toEqual([shared]);
     await cluster.waitForReplay();
     await until('replica in rotation', async () => (await status()).inRotation);
     const before = await routed();
@@ -102,7 +102,7 @@ describeWithServerBinaries('read replicas: routing over a real streaming replica
         return !s.inRotation && s.paused;
       });
       const { entityId, position } = await spawn('paused-later');
-      await list('paused-later', position); // the projection has it (on the primary)
+      expect((await list('paused-later', position)).status).toBe(200); // the projection has it (on the primary)
       const before = await routed();
       for (let i = 0; i < 100; i++) {
         const { body } = await list('paused-later');
@@ -119,8 +119,9 @@ describeWithServerBinaries('read replicas: routing over a real streaming replica
 
   it('survives a stopped replica: every read answered, the replica out, then back once it runs again', async () => {
     await until('replica in rotation', async () => (await status()).inRotation);
-    const { position } = await spawn('stopped');
-    await list('stopped', position);
+    const { entityId: stoppedId, position } = await spawn('stopped');
+    expect((await list('stopped', position)).body.items.map((e: { id: string }) => e.id)).toEqual([stoppedId]);
+    await cluster.waitForReplay();
     await replica().stop('fast');
     try {
       for (let i = 0; i < 300; i += 30) {

@@ -58,7 +58,7 @@ const HISTORY = 600;
  * the rest (and everything no replica can answer) to the primary.
  *
  * Lag is measured in time from WAL positions: every `sampleMs` the primary's
- * current LSN is recorded with the time; a replica whose replay LSN is `r`
+ * current (insert) LSN is recorded with the time; a replica whose replay LSN is `r`
  * lags by the age of the oldest primary sample beyond `r` (zero when it has
  * replayed the newest). An idle primary thus never makes a healthy replica
  * look late, and a replica paused or cut off falls out of rotation as soon
@@ -176,9 +176,15 @@ export class ReadRouter {
     ]).finally(() => clearTimeout(timer));
   }
 
-  /** The primary's current WAL position: the fence for a read that must see what is committed now. */
+  /**
+   * The primary's current WAL insert position: the fence for a read that must
+   * see what is committed now. The insert position, not the write position
+   * (`pg_current_wal_lsn()`): a transaction committed with synchronous_commit
+   * off (the read models' are) can be visible on the primary while its commit
+   * record still sits in WAL buffers, beyond the write position.
+   */
   async primaryLsn(): Promise<bigint> {
-    const { rows } = await this.options.primary.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
+    const { rows } = await this.options.primary.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn');
     return parseLsn(rows[0]!.lsn);
   }
 

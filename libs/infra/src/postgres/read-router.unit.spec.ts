@@ -10,7 +10,7 @@ describe('ReadRouter', () => {
     ({
       name,
       query: async (sql: string) => {
-        if (sql.includes('pg_current_wal_lsn')) return { rows: [{ lsn: lsn(primaryLsn) }] };
+        if (sql.includes('pg_current_wal_insert_lsn')) return { rows: [{ lsn: lsn(primaryLsn) }] };
         const r = replicaLsn.get(name);
         if (r instanceof Error) throw r;
         return { rows: [{ lsn: lsn(r!), paused: false }] };
