@@ -171,7 +171,8 @@ export const startPgCluster = async (options: { replicas?: number; label?: strin
       replicas,
       sql,
       waitForReplay: async (timeoutMs = 10_000) => {
-        const [{ lsn }] = await sql<{ lsn: string }>(primary, 'SELECT pg_current_wal_lsn()::text AS lsn');
+        // The insert position: commits made with synchronous_commit off may sit in WAL buffers beyond the write position.
+        const [{ lsn }] = await sql<{ lsn: string }>(primary, 'SELECT pg_current_wal_insert_lsn()::text AS lsn');
         const deadline = Date.now() + timeoutMs;
         for (const replica of replicas.filter((r) => r.running)) {
           for (;;) {
