@@ -13,6 +13,7 @@ import { createEventsTable } from './support/events-table';
 import { prefillEventsTable, prefillLorestore } from './support/history';
 import { describeMachine, durabilityWarnings, machineLine } from './support/machine';
 import { printReport } from './support/report';
+import { baseEnv, serviceEnv } from './support/service-env';
 
 const API_KEY = 'benchkey';
 const WORLD = 'bench-world';
@@ -20,12 +21,6 @@ const SERVICE_MAIN = path.resolve(__dirname, '..', 'apps', 'state-api', 'src', '
 const CEILING_MAIN = path.join(__dirname, 'http', 'ceiling-server.js');
 
 
-/** A minimal, reproducible environment for the servers: nothing of ours leaks in but PATH and HOME. */
-const baseEnv = (): NodeJS.ProcessEnv => ({
-  PATH: process.env.PATH,
-  HOME: process.env.HOME,
-  ...(process.env.TMPDIR ? { TMPDIR: process.env.TMPDIR } : {}),
-});
 
 type Load = { connections: number; seconds: number; warmupSeconds: number; playerIds: string[] };
 
@@ -138,15 +133,7 @@ export const runHttpBench = async (): Promise<void> => {
       try {
         const port = await freePort();
         const env = {
-          ...baseEnv(),
-          NODE_ENV: 'production',
-          PORT: String(port),
-          HOST: '127.0.0.1',
-          DATABASE_URL: db.url,
-          DATABASE_SCHEMA: serviceSchema,
-          API_KEYS: `${API_KEY}:game`,
-          RATE_LIMIT_MAX: '0', // one key drives the whole load: the per-key limit would cap it
-          LOG_LEVEL: 'warn',
+          ...serviceEnv({ port, databaseUrl: db.url, schema: serviceSchema, apiKeys: `${API_KEY}:game` }),
           PROJECTOR: projector,
         };
         const execArgv = cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : [];

@@ -5,6 +5,7 @@ import { startNodeChild, waitForHttpOk, type RunningChild } from '../support/chi
 import { quoteIdent } from '../support/database';
 import { log } from '../support/env';
 import type { World } from './mix';
+import { baseEnv, serviceEnv } from '../support/service-env';
 
 export const API_KEY = 'benchkey';
 export const ADMIN_KEY = 'benchadmin';
@@ -15,12 +16,6 @@ export const BASELINE_MAIN = path.join(__dirname, 'baseline-server.js');
 
 export type Deployment = { base: string; stop: () => Promise<void> };
 
-/** A minimal, reproducible environment for the servers: nothing of ours leaks in but PATH and HOME. */
-const baseEnv = (): NodeJS.ProcessEnv => ({
-  PATH: process.env.PATH,
-  HOME: process.env.HOME,
-  ...(process.env.TMPDIR ? { TMPDIR: process.env.TMPDIR } : {}),
-});
 
 const stopAll = async (children: RunningChild[]): Promise<void> => {
   // Reverse order of start; each gets SIGTERM, then SIGKILL after 10 s.
@@ -85,15 +80,7 @@ export const startLorestore = async (options: { databaseUrl: string; schema: str
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   const env = {
-    ...baseEnv(),
-    NODE_ENV: 'production',
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    DATABASE_URL: options.databaseUrl,
-    DATABASE_SCHEMA: options.schema,
-    API_KEYS: `${API_KEY}:game,${ADMIN_KEY}:admin`,
-    RATE_LIMIT_MAX: '0', // one key drives the whole load: the per-key limit would cap it
-    LOG_LEVEL: 'warn',
+    ...serviceEnv({ port, databaseUrl: options.databaseUrl, schema: options.schema, apiKeys: `${API_KEY}:game,${ADMIN_KEY}:admin` }),
     PROJECTOR: 'external',
     REDIS_URL: options.redisUrl,
     REDIS_KEY_PREFIX: options.prefix,

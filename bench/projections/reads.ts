@@ -6,6 +6,7 @@ import { hotKey } from '@lorestore/projections';
 import { startNodeChild, waitForHttpOk } from '../support/child-process';
 import { log } from '../support/env';
 import { LatencyRecorder, type LatencySummary } from '../support/latency';
+import { serviceEnv } from '../support/service-env';
 
 export type EntityRef = { worldId: string; entityId: string };
 
@@ -29,12 +30,6 @@ export type RedisBenchmarkResult = { label: string; requestsPerSecond: number; p
 
 const API_KEY = 'benchkey';
 
-/** A minimal environment for the service: nothing of ours leaks in but PATH and HOME. */
-const baseEnv = (): NodeJS.ProcessEnv => ({
-  PATH: process.env.PATH,
-  HOME: process.env.HOME,
-  ...(process.env.TMPDIR ? { TMPDIR: process.env.TMPDIR } : {}),
-});
 
 /**
  * GET /v1/worlds/{w}/entities/{id} with autocannon at `overallRate`, ids
@@ -109,15 +104,7 @@ export const measureService = async (options: {
   const server = startNodeChild(
     options.script,
     {
-      ...baseEnv(),
-      NODE_ENV: 'production',
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      DATABASE_URL: options.databaseUrl,
-      DATABASE_SCHEMA: options.schema,
-      API_KEYS: `${API_KEY}:game`,
-      RATE_LIMIT_MAX: '0', // one key drives the whole load: the per-key limit would cap it
-      LOG_LEVEL: 'warn',
+      ...serviceEnv({ port, databaseUrl: options.databaseUrl, schema: options.schema, apiKeys: `${API_KEY}:game` }),
       REDIS_URL: options.redisUrl,
       REDIS_KEY_PREFIX: options.prefix,
       PROJECTOR: 'external',
