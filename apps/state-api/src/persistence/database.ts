@@ -93,13 +93,9 @@ export class Database {
     await this.router.start();
   }
 
-  /** Where a read-model read goes; `fence`: the primary LSN it must see (read-your-writes). */
-  readTarget(fence?: bigint): ReadTarget {
-    return this.router.pick(fence);
-  }
-
   /**
-   * One read on the target the router picks. When a replica fails it for
+   * One read-model read on the target the router picks (`fence`: the primary
+   * LSN it must see, for read-your-writes). When a replica fails it for
    * want of the replica (gone, restarting, saturated, or a query cancelled by
    * a recovery conflict), the replica leaves rotation and the primary
    * answers: a replica's trouble never reaches the client.
