@@ -4,7 +4,7 @@ import { ApiKeyRing } from '../../apps/state-api/src/auth/api-keys';
 import { createApp } from '../../apps/state-api/src/bootstrap';
 import { loadConfig } from '../../apps/state-api/src/config';
 import { createTestSchema, type TestSchema } from './database';
-import { testDatabaseUrl } from './services';
+import { TEST_MASTER_KEY, testDatabaseUrl } from './services';
 import { startEsdbTestServer, type EsdbTestServer } from './esdb-test-server';
 
 /**
@@ -44,7 +44,7 @@ export const startTestApp = async (label: string, env: Record<string, string> = 
   if (esdb) env = { EVENT_STORE: 'esdb', EVENTSTORE_CONNECTION_STRING: esdb.connectionString, ...env };
   // Suites run side by side on one PostgreSQL cluster, and a suite's long transaction holds every
   // gap-safe feed of the cluster back (see README, operations note): reads wait longer than in production.
-  const config = loadConfig({ DATABASE_URL: db.url, DATABASE_SCHEMA: db.schema, LOG_LEVEL: 'silent', NODE_ENV: 'test', CONSISTENCY_WAIT_MS: '10000', VECTOR_DIMENSION: '2', ...env });
+  const config = loadConfig({ DATABASE_URL: db.url, DATABASE_SCHEMA: db.schema, LOG_LEVEL: 'silent', NODE_ENV: 'test', CONSISTENCY_WAIT_MS: '10000', VECTOR_DIMENSION: '2', LORESTORE_MASTER_KEY: TEST_MASTER_KEY, ...env });
   const keys = ApiKeyRing.parse(`${ADMIN_KEY}:admin,${GAME_KEY}:game`);
   const app = await createApp({ config, databaseUrl: db.url, keys }, { logger: false, docsUi: false });
   const fastify = app.getHttpAdapter().getInstance();

@@ -1,3 +1,4 @@
+import { TEST_MASTER_KEY } from './services';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
@@ -30,7 +31,7 @@ export const startServiceProcess = async (env: Record<string, string>, port?: nu
   const listenPort = port ?? (await freePort());
   const child = spawn(process.execPath, [path.join(dir, 'apps/state-api/src/main.js')], {
     cwd: ROOT,
-    env: { ...process.env, LOG_LEVEL: 'warn', PORT: String(listenPort), HOST: '127.0.0.1', ...env },
+    env: { ...process.env, LOG_LEVEL: 'warn', PORT: String(listenPort), HOST: '127.0.0.1', LORESTORE_MASTER_KEY: TEST_MASTER_KEY, ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
@@ -66,7 +67,7 @@ export const startProjectorProcess = async (env: Record<string, string>, options
   const dir = buildService();
   const child = spawn(process.execPath, [path.join(dir, 'apps/projector/src/main.js')], {
     cwd: ROOT,
-    env: { ...process.env, LOG_LEVEL: 'info', ...env },
+    env: { ...process.env, LOG_LEVEL: 'info', LORESTORE_MASTER_KEY: TEST_MASTER_KEY, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

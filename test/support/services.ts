@@ -6,6 +6,9 @@
  * reached fails the run. Without it, PostgreSQL suites fall back to an
  * embedded server and Redis suites are skipped with a message.
  */
+/** The master key of every test deployment (LORESTORE_MASTER_KEY): fixed, so the processes of one test share it. */
+export const TEST_MASTER_KEY = Buffer.alloc(32, 0x5a).toString('base64');
+
 export const REQUIRE_SERVICES = process.env.LORESTORE_REQUIRE_SERVICES === '1';
 
 export const testDatabaseUrl = (): string => {

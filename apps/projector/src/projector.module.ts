@@ -2,6 +2,7 @@ import { Module, type DynamicModule } from '@nestjs/common';
 import { APP_CONFIG, type AppConfig } from '../../state-api/src/config';
 import { Metrics } from '../../state-api/src/metrics/metrics';
 import { PersistenceModule } from '../../state-api/src/persistence/persistence.module';
+import { privacyProviders } from '../../state-api/src/privacy/privacy.providers';
 import { projectionProviders } from '../../state-api/src/projections/projections.providers';
 import { ProjectorService } from './projector.service';
 
@@ -20,7 +21,7 @@ export class ProjectorModule {
         },
         PersistenceModule.forRoot(databaseUrl),
       ],
-      providers: [...projectionProviders, ProjectorService],
+      providers: [...projectionProviders, ...privacyProviders, ProjectorService],
     };
   }
 }

@@ -18,6 +18,7 @@ import { MemoryController } from './memory/memory.controller';
 import { ProblemFilter } from './http/problem.filter';
 import { Metrics } from './metrics/metrics';
 import { PersistenceModule } from './persistence/persistence.module';
+import { privacyProviders } from './privacy/privacy.providers';
 import { projectionProviders } from './projections/projections.providers';
 import { ProjectionsService } from './projections/projections.service';
 import { replayProviders } from './replay/replay.providers';
@@ -77,6 +78,7 @@ export class AppModule {
         Lifecycle,
         AggregateCache,
         ...projectionProviders,
+        ...privacyProviders,
         ...replayProviders,
         ProjectionsService,
         ReadModels,

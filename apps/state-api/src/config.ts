@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
+import { parseMasterKey } from '@lorestore/privacy';
 
 /**
  * Every setting the service reads, validated once at boot (12-factor). Unset
@@ -63,6 +64,27 @@ export const configSchema = z.object({
   /** `key:role,key:role` with roles game and admin. */
   API_KEYS: z.string().optional(),
   API_KEYS_FILE: z.string().optional(),
+  /**
+   * Wraps every player's data key (personal data is sealed per player): 32
+   * random bytes, base64 or hex (`openssl rand -base64 32`). Required with
+   * NODE_ENV=production; otherwise unset means a key generated once under
+   * DATA_DIR (master.key). Lose it and no personal data can be read again.
+   */
+  LORESTORE_MASTER_KEY: z
+    .string()
+    .refine((text) => {
+      try {
+        parseMasterKey(text);
+        return true;
+      } catch {
+        return false;
+      }
+    }, '32 random bytes as base64 (44 characters) or hex (64); make one with: openssl rand -base64 32')
+    .optional(),
+  /** Player data keys kept unwrapped in memory per process. */
+  PRIVACY_KEY_CACHE_SIZE: int(100, 10_000_000).default(100_000),
+  /** How long a cached key is trusted without hearing of an erasure (erasures are told at once by NOTIFY; this bounds a missed notice). */
+  PRIVACY_KEY_CACHE_TTL_MS: int(1000, 3_600_000).default(60_000),
   BODY_LIMIT_BYTES: int(1024, 64 * 1024 * 1024).default(1024 * 1024),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   LOG_REQUESTS: bool.default(false),
@@ -167,6 +189,11 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): AppConfig => {
   }
   if (config.NODE_ENV === 'production' && !config.API_KEYS && !config.API_KEYS_FILE) {
     throw new ConfigError('API_KEYS (or API_KEYS_FILE) is required when NODE_ENV=production');
+  }
+  if (config.NODE_ENV === 'production' && !config.LORESTORE_MASTER_KEY) {
+    throw new ConfigError(
+      'LORESTORE_MASTER_KEY is required when NODE_ENV=production: it wraps the players\' data keys (make one with `openssl rand -base64 32` and keep it in your secret store; lose it and no personal data can be read again)',
+    );
   }
   return { ...config, dataDir: path.resolve(config.DATA_DIR) };
 };

@@ -18,9 +18,20 @@ describe('loadConfig', () => {
     for (const name of ['PORT', 'DATABASE_URL', 'DATABASE_SCHEMA', 'LOG_LEVEL']) expect(attempt).toThrow(name);
   });
 
+  it('refuses production without a master key, and a master key that is not 32 bytes of base64 or hex', () => {
+    expect(() => loadConfig({ NODE_ENV: 'production', API_KEYS: 'abcdefgh:admin' })).toThrow('LORESTORE_MASTER_KEY is required when NODE_ENV=production');
+    for (const bad of ['short', Buffer.alloc(16, 1).toString('base64'), Buffer.alloc(33, 1).toString('base64'), 'z'.repeat(64)]) {
+      expect(() => loadConfig({ LORESTORE_MASTER_KEY: bad })).toThrow('LORESTORE_MASTER_KEY');
+    }
+    expect(loadConfig({ LORESTORE_MASTER_KEY: Buffer.alloc(32, 1).toString('hex') }).LORESTORE_MASTER_KEY).toHaveLength(64);
+    // Unset outside production: the embedded default makes one under DATA_DIR.
+    expect(loadConfig({}).LORESTORE_MASTER_KEY).toBeUndefined();
+  });
+
   it('refuses production without API keys, and esdb without a connection string', () => {
-    expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow('API_KEYS');
-    expect(loadConfig({ NODE_ENV: 'production', API_KEYS: 'abcdefgh:admin' }).NODE_ENV).toBe('production');
+    const key = Buffer.alloc(32, 7).toString('base64');
+    expect(() => loadConfig({ NODE_ENV: 'production', LORESTORE_MASTER_KEY: key })).toThrow('API_KEYS');
+    expect(loadConfig({ NODE_ENV: 'production', API_KEYS: 'abcdefgh:admin', LORESTORE_MASTER_KEY: key }).NODE_ENV).toBe('production');
     expect(() => loadConfig({ EVENT_STORE: 'esdb' })).toThrow('EVENTSTORE_CONNECTION_STRING');
     expect(() => loadConfig({ EVENT_STORE: 'esdb', EVENTSTORE_CONNECTION_STRING: 'http://x:2113' })).toThrow('EVENTSTORE_CONNECTION_STRING');
     expect(loadConfig({ EVENT_STORE: 'esdb', EVENTSTORE_CONNECTION_STRING: 'esdb+discover://a:2113,b:2113?tls=true' }).EVENT_STORE).toBe('esdb');

@@ -2,6 +2,7 @@ import { PostgresEventStore } from '@lorestore/event-store';
 import { ReadModelStore } from '@lorestore/projections';
 import { migrateReplay } from '@lorestore/replay';
 import { migrateSemanticMemory } from '@lorestore/semantic-memory';
+import { migratePrivacy } from '@lorestore/privacy';
 import { createPostgresPool } from '@lorestore/infra';
 import { ConfigError, loadConfig } from './config';
 import { resolveDatabase } from './runtime';
@@ -20,6 +21,7 @@ const main = async () => {
       ...(await ReadModelStore.migrate(pool, config.DATABASE_SCHEMA)),
       ...(await migrateReplay(pool, config.DATABASE_SCHEMA)),
       ...(await migrateSemanticMemory(pool, config.DATABASE_SCHEMA)),
+      ...(await migratePrivacy(pool, config.DATABASE_SCHEMA)),
     ];
     say(applied.length ? `applied ${applied.join(', ')}` : 'nothing to apply');
   } finally {

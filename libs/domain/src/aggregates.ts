@@ -3,9 +3,11 @@ import { entityDecider, type EntityCommand, type EntityEvent } from './entity';
 import { narrativeDecider, type NarrativeCommand, type NarrativeEvent } from './narrative';
 import { playerDecider, type PlayerCommand, type PlayerEvent } from './player';
 import { worldDecider, type WorldCommand, type WorldEvent } from './world';
+import type { PlayerErased } from './privacy';
 
 export type DomainCommand = EntityCommand | WorldCommand | PlayerCommand | NarrativeCommand;
-export type DomainEvent = EntityEvent | WorldEvent | PlayerEvent | NarrativeEvent;
+/** PlayerErased belongs to no aggregate: the erasure route appends it to the player's privacy stream. */
+export type DomainEvent = EntityEvent | WorldEvent | PlayerEvent | NarrativeEvent | PlayerErased;
 export type CommandType = DomainCommand['type'];
 export type EventType = DomainEvent['type'];
 

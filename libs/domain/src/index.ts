@@ -7,4 +7,5 @@ export * from './narrative';
 export * from './aggregates';
 export * from './schema';
 export * from './rollback';
+export * from './privacy';
 export * from './ids';

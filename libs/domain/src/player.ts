@@ -38,6 +38,8 @@ export type PlayerState = {
   counters: { actions: number; byAction: Record<string, number>; relationshipChanges: number };
   profile: { displayName: string; email: string | null; locale: string | null } | null;
   lastActionAt: string | null;
+  /** Set by the read model when the player is erased (see erasePlayerState); never by `evolve`. */
+  erasedAt?: string;
 };
 
 /** How far in the future a game server's clock may put an action before we call it a mistake. */

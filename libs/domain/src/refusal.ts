@@ -1,6 +1,6 @@
 /**
  * A command the domain will not accept in the current state. HTTP-agnostic:
- * the API maps `not_found` to 404, `gone` to 410 and every other code to 422.
+ * the API maps `not_found` to 404, `gone` and `erased` to 410 and every other code to 422.
  */
 export type RefusalCode =
   | 'not_found'
@@ -8,7 +8,9 @@ export type RefusalCode =
   | 'already_exists'
   | 'not_an_npc'
   | 'invalid_transition'
-  | 'out_of_range';
+  | 'out_of_range'
+  /** Personal data for a player who was erased (GDPR): 410. */
+  | 'erased';
 
 export class DomainRefusal extends Error {
   override readonly name = 'DomainRefusal';

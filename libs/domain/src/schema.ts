@@ -21,6 +21,7 @@ export const EVENT_SCHEMA_VERSIONS: Record<EventType, number> = {
   PlotAdvanced: 1,
   NarrativeFlagSet: 1,
   StreamRolledBack: 1,
+  PlayerErased: 1,
 };
 
 /** upcasters[type][v] turns data written at version v into version v + 1. */
@@ -59,5 +60,6 @@ export const upcast = createUpcaster(upcasters, EVENT_SCHEMA_VERSIONS);
 export const PERSONAL_DATA: Partial<Record<EventType, { subjectField: string; fields: readonly string[] }>> = {
   PlayerProfileSet: { subjectField: 'playerId', fields: ['displayName', 'email', 'locale'] },
   PlayerActionRecorded: { subjectField: 'playerId', fields: ['context'] },
-  NpcMemoryRecorded: { subjectField: 'subjects', fields: ['text'] },
+  // A memory about players: its text and its embedding (which can be inverted back to text).
+  NpcMemoryRecorded: { subjectField: 'subjects', fields: ['text', 'embedding'] },
 };

@@ -81,7 +81,7 @@ describe('EVENT_SCHEMA_VERSIONS', () => {
     ]),
   ];
   /** Events no decider produces: appended by the admin routes (rollback, restore). */
-  const adminTypes = ['StreamRolledBack'];
+  const adminTypes = ['StreamRolledBack', 'PlayerErased'];
   const producedTypes = [...new Set([...produced.map((event) => event.type), ...adminTypes])].sort();
 
   it('has a positive integer version for every event type the deciders and the admin routes produce, and nothing else', () => {

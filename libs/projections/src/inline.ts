@@ -1,5 +1,5 @@
 import type { RecordedEvent } from '@lorestore/event-store';
-import { ALL_PROJECTIONS, applyHistoryReset, docKey, planBatch, type Doc, type HistoryRow, type Projection } from './projections';
+import { ALL_PROJECTIONS, applyHistoryErasure, applyHistoryReset, docKey, planBatch, type Doc, type HistoryRow, type Projection } from './projections';
 
 export const historyKey = (row: HistoryRow) => `${row.worldId}|${row.playerId}|${row.revision}|${row.at}`;
 
@@ -18,6 +18,7 @@ export class InlineReadModels {
     const changes = planBatch(this.projections, this.docs, events);
     for (const doc of changes.docs) this.docs.set(docKey(doc.table, doc.streamId), doc);
     for (const reset of changes.historyResets) applyHistoryReset(this.history.values(), reset);
+    for (const erasure of changes.erasures ?? []) applyHistoryErasure(this.history.values(), erasure);
     for (const row of changes.history) if (!this.history.has(historyKey(row))) this.history.set(historyKey(row), row);
   }
 }

@@ -1,5 +1,7 @@
 import {
+  ERASED,
   deciders,
+  erasePlayerState,
   inRanges,
   parseStreamId,
   upcast,
@@ -7,6 +9,8 @@ import {
   type DomainEvent,
   type EntityState,
   type PlayerActionRecorded,
+  type PlayerErased,
+  type PlayerState,
   type RevisionRanges,
   type StreamRolledBack,
 } from '@lorestore/domain';
@@ -53,6 +57,13 @@ export type HistoryRow = {
  * restore marks them back).
  */
 export type HistoryReset = { worldId: string; playerId: string; before: bigint; kept: RevisionRanges };
+
+/**
+ * An erasure seen in the feed (PlayerErased): the player's documents drop
+ * their profile and every action row recorded before it shows ERASED for its
+ * context, in every world.
+ */
+export type Erasure = { playerId: string; position: bigint };
 
 /** A projection that keeps one document per stream of an aggregate. */
 export type DocProjection = {
@@ -121,6 +132,18 @@ export const playerHistoryProjection: RowProjection = {
  * each row of its player before it counts only if the restored state keeps it.
  * Stored rows get the same rule in SQL (ReadModelStore's history_resets).
  */
+/** What an erasure means for history rows held in memory (stored rows get the same in SQL: ReadModelStore.commit). */
+export const applyHistoryErasure = (rows: Iterable<HistoryRow>, erasure: Erasure): void => {
+  for (const row of rows) if (row.playerId === erasure.playerId && row.position < erasure.position) row.context = ERASED;
+};
+
+/** The players erased in these events: their documents in every world must be at hand to plan the batch. */
+export const erasedPlayersOf = (events: readonly RecordedEvent[]): string[] =>
+  [...new Set(events.filter((e) => e.type === 'PlayerErased').map((e) => (e.data as PlayerErased['data']).playerId))];
+
+/** Whether a projection reads erasures (the player projections do). */
+export const readsErasures = (projection: Projection): boolean => projection.kind === 'rows' || projection.aggregate === 'player';
+
 export const applyHistoryReset = (rows: Iterable<HistoryRow>, reset: HistoryReset): void => {
   for (const row of rows) {
     if (row.worldId === reset.worldId && row.playerId === reset.playerId && row.revision < reset.before) {
@@ -163,6 +186,8 @@ export type BatchChanges = {
   history: HistoryRow[];
   /** The last rollback per player stream in the batch, for the rows stored before the batch. */
   historyResets: HistoryReset[];
+  /** Erasures in the batch, for the history rows stored before the batch (its own rows are marked already). */
+  erasures?: Erasure[];
   /** The last event of the batch: every projection's new checkpoint. */
   checkpoint: { position: Position; time: Date } | null;
 };
@@ -172,11 +197,15 @@ export type BatchChanges = {
  * batch's streams (as the read model holds them) and the batch's events in
  * feed order, the documents and rows to write. An event at or below a
  * document's revision was applied before (a redelivery) and changes nothing.
+ * An erasure (PlayerErased) rewrites every document of the player that
+ * `current` holds (the caller loads them all: `erasedPlayersOf`) at the
+ * same revision and the erasure's position, which the sinks take as newer.
  */
 export const planBatch = (projections: readonly Projection[], current: ReadonlyMap<string, Doc>, events: readonly RecordedEvent[]): BatchChanges => {
   const changed = new Map<string, Doc>();
   const history: HistoryRow[] = [];
   const resets = new Map<string, HistoryReset>();
+  const erasures: Erasure[] = [];
   const docProjections = new Map<AggregateName, DocProjection>();
   const rowProjections: RowProjection[] = [];
   for (const p of projections) {
@@ -184,6 +213,27 @@ export const planBatch = (projections: readonly Projection[], current: ReadonlyM
     else rowProjections.push(p);
   }
   for (const event of events) {
+    if (event.type === 'PlayerErased') {
+      const { playerId } = event.data as PlayerErased['data'];
+      const erasure = { playerId, position: event.position.prepare };
+      if (rowProjections.length > 0) {
+        applyHistoryErasure(history, erasure);
+        erasures.push(erasure);
+      }
+      const players = docProjections.get('player');
+      if (players) {
+        const at = event.created.toISOString();
+        for (const source of [current, changed]) {
+          for (const [key, doc] of source) {
+            if (doc.table !== players.name || doc.id !== playerId || changed.get(key)?.position === event.position.prepare) continue;
+            const latest = changed.get(key) ?? doc;
+            // The same revision (the player's stream did not move), a later position: newer to every sink.
+            changed.set(key, { ...latest, state: erasePlayerState(latest.state as PlayerState, at), position: event.position.prepare, updatedAt: at });
+          }
+        }
+      }
+      continue;
+    }
     for (const rows of rowProjections) {
       history.push(...rows.rows(event));
       const reset = rows.reset(event);
@@ -219,7 +269,13 @@ export const planBatch = (projections: readonly Projection[], current: ReadonlyM
     });
   }
   const last = events.at(-1);
-  return { docs: [...changed.values()], history, historyResets: [...resets.values()], checkpoint: last ? { position: last.position, time: last.created } : null };
+  return {
+    docs: [...changed.values()],
+    history,
+    historyResets: [...resets.values()],
+    ...(erasures.length > 0 ? { erasures } : {}),
+    checkpoint: last ? { position: last.position, time: last.created } : null,
+  };
 };
 
 /** The documents and rows that `planBatch` needs loaded before it runs: one key per projected stream. */

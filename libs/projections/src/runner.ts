@@ -4,7 +4,7 @@ import { AdvisoryLease, Pauses, SerialGate } from '@lorestore/infra';
 import { START, comparePositions, type EventStore, type Position, type RecordedEvent } from '@lorestore/event-store';
 import type { HotStateStore } from './hot-state/hot-state';
 import type { ReadModelStore } from './postgres/read-model-store';
-import { ALL_PROJECTIONS, docKey, docKeysOf, planBatch, type BatchChanges, type Doc, type DocProjection, type DocTable, type Projection } from './projections';
+import { ALL_PROJECTIONS, docKey, docKeysOf, erasedPlayersOf, planBatch, type BatchChanges, type Doc, type DocProjection, type DocTable, type Projection } from './projections';
 
 export type RunnerLogger = { info(msg: string): void; warn(msg: string): void; error(msg: string): void };
 
@@ -324,6 +324,11 @@ export class ProjectionRunner {
       }
     }
     if (missing.size > 0) for (const [key, doc] of await this.options.readModels.loadDocs(missing)) current.set(key, doc);
+    // An erasure rewrites the player's documents in every world: all of them must be at hand.
+    const erased = erasedPlayersOf(events);
+    if (erased.length > 0 && this.projections.some((p) => p.kind === 'doc' && p.aggregate === 'player')) {
+      for (const [key, doc] of await this.options.readModels.loadPlayerDocs(erased)) if (!current.has(key)) current.set(key, this.docCache.get(key) ?? doc);
+    }
 
     const changes: BatchChanges = { docs: [], history: [], historyResets: [], checkpoint: null };
     for (const projection of this.projections) {
@@ -337,6 +342,7 @@ export class ProjectionRunner {
       changes.docs.push(...planned.docs);
       changes.history.push(...planned.history);
       changes.historyResets.push(...planned.historyResets);
+      if (planned.erasures) (changes.erasures ??= []).push(...planned.erasures);
     }
     const last = events.at(-1)!;
     changes.checkpoint = { position: last.position, time: last.created };

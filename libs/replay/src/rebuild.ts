@@ -6,8 +6,11 @@ import {
   ALL_PROJECTIONS,
   applyHistoryReset,
   docKey,
+  applyHistoryErasure,
   docKeysOf,
+  erasedPlayersOf,
   planBatch,
+  type Erasure,
   ProjectionRunner,
   ReadModelStore,
   REBUILD_SUFFIX,
@@ -357,7 +360,9 @@ const BULK_FLUSH_ROWS = 50_000;
 const BULK_MAX_DOCS = 200_000;
 
 /** The stream categories whose events a projection reads. */
-const categoriesOf = (projection: Projection): string[] => (projection.kind === 'doc' ? [projection.aggregate] : ['player']);
+const categoriesOf = (projection: Projection): string[] =>
+  // The player projections read erasures too (PlayerErased, on the player's privacy stream).
+  projection.kind === 'doc' ? (projection.aggregate === 'player' ? ['player', 'privacy'] : [projection.aggregate]) : ['player', 'privacy'];
 
 /** Failures in a row (each retried with back-off, up to 5 s apart) after which a rebuild job is failed. */
 const MAX_CONSECUTIVE_FAILURES = 5;
@@ -523,6 +528,7 @@ export class RebuildWorker {
     const dirty = new Map<string, Doc>();
     let rows: HistoryRow[] = [];
     let resets = new Map<string, HistoryReset>();
+    let erasures: Erasure[] = [];
     let pending = 0;
     let scanned = 0;
     let last: RecordedEvent | null = null;
@@ -540,6 +546,10 @@ export class RebuildWorker {
       scanned += page;
       if (events.length > 0) {
         if (projection.kind === 'doc' && !allInMemory) await this.loadMissing(projection.name, docs, events, projection, shadowStore);
+        if (projection.kind === 'doc' && projection.aggregate === 'player' && !allInMemory) {
+          // An erasure rewrites the player's documents in every world: the copy's ones must be at hand.
+          for (const [key, doc] of await shadowStore.loadPlayerDocs(erasedPlayersOf(events))) if (!docs.has(key)) docs.set(key, doc);
+        }
         const planned = planBatch([projection], docs, events);
         for (const doc of planned.docs) {
           if (generation !== 1) doc.generation = generation;
@@ -551,6 +561,11 @@ export class RebuildWorker {
           applyHistoryReset(rows, reset);
           resets.set(`${reset.worldId}|${reset.playerId}`, reset);
         }
+        for (const erasure of planned.erasures ?? []) {
+          // Rows of earlier pages not written yet; the stored ones are rewritten by the commit.
+          applyHistoryErasure(rows, erasure);
+          erasures.push(erasure);
+        }
         rows.push(...planned.history);
         pending += events.length;
         last = events.at(-1)!;
@@ -560,10 +575,11 @@ export class RebuildWorker {
         const checkpoint = { position: done ? head : scannedTo!, time: last?.created ?? new Date() };
         const changed = [...dirty.values()];
         for (let i = 0; i < changed.length; i += 1000) await this.options.hot.put(changed.slice(i, i + 1000));
-        await shadowStore.commit({ docs: changed, history: rows, historyResets: [...resets.values()], checkpoint }, [name], pending, generation);
+        await shadowStore.commit({ docs: changed, history: rows, historyResets: [...resets.values()], erasures, checkpoint }, [name], pending, generation);
         dirty.clear();
         rows = [];
         resets = new Map();
+        erasures = [];
         pending = 0;
         scanned = 0;
         if (docs.size > BULK_MAX_DOCS) {

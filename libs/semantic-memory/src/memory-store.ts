@@ -31,7 +31,7 @@ export type MemoryChange = { memoryId: string; embedding: Buffer; visible: boole
 /** What the external index must be told: records to (re)insert and ids to delete. */
 export type PendingSync = MemoryChange & Omit<MemoryRow, 'lastAccessedAt'>;
 
-const VISIBLE = 'NOT rolled_back AND NOT forgotten';
+const VISIBLE = 'NOT rolled_back AND NOT forgotten AND NOT erased';
 
 /** The columns of a memory row that search and the external index both read. */
 type RowColumns = {
@@ -96,6 +96,15 @@ export class MemoryStore {
             WHERE memory_id = $1 AND world_id = $2 AND npc_id = $3 AND NOT ($4::bigint = ANY (forgotten_at))`,
           [op.memoryId, op.worldId, op.npcId, op.revision.toString(), op.position.toString()],
         );
+      } else if (op.kind === 'erase') {
+        // Every memory about the player recorded before the erasure: text and vector gone, out of search
+        // for good. changed_at moves (an NPC's changes only grow: the erasure is later than its rows), so
+        // the embedded index drops them and the external index is sent their deletes.
+        await client.query(
+          `UPDATE ${this.table} SET text = '', embedding = ''::bytea, erased = true, changed_at = greatest(changed_at, $2::bigint)${this.external ? '' : ', indexed = false'}
+            WHERE $1::uuid = ANY (subjects) AND position < $2::bigint`,
+          [op.playerId, op.position.toString()],
+        );
       } else {
         // A forget later than the rollback (a redelivered batch) stays in effect.
         await client.query(
@@ -105,7 +114,7 @@ export class MemoryStore {
                     EXISTS (SELECT 1 FROM unnest(forgotten_at) f WHERE f >= $3::bigint OR lorestore_in_ranges(f, $4::jsonb)) AS forgotten
                FROM ${this.table}
               WHERE world_id = $1 AND npc_id = $2 AND revision < $3::bigint AND changed_at < $5::bigint)
-           UPDATE ${this.table} m SET rolled_back = next.rolled_back, forgotten = next.forgotten, changed_at = $5${this.external ? '' : ', indexed = NOT next.rolled_back AND NOT next.forgotten'}
+           UPDATE ${this.table} m SET rolled_back = next.rolled_back, forgotten = next.forgotten, changed_at = $5${this.external ? '' : ', indexed = NOT next.rolled_back AND NOT next.forgotten AND NOT m.erased'}
              FROM next
             WHERE m.memory_id = next.memory_id AND m.changed_at < $5::bigint
               AND (m.rolled_back, m.forgotten) IS DISTINCT FROM (next.rolled_back, next.forgotten)`,
@@ -126,6 +135,8 @@ export class MemoryStore {
 
   private async insert(client: PoolClient, records: Extract<MemoryOp, { kind: 'record' }>[]): Promise<void> {
     const embeddings = records.map((r) => {
+      // About an erased player: nothing to index, ever.
+      if (r.erased) return Buffer.alloc(0);
       try {
         return vectorToBytes(unitVector(r.embedding, r.embedding.length));
       } catch (error) {
@@ -136,10 +147,10 @@ export class MemoryStore {
       }
     });
     await client.query(
-      `INSERT INTO ${this.table} (memory_id, world_id, npc_id, revision, position, text, importance, subjects, created_at, embedding, changed_at, indexed)
-       SELECT m, w, n, r, p, t, i, ARRAY(SELECT jsonb_array_elements_text(s)::uuid), c, e, p, ${this.external ? 'NULL' : 'true'}
-         FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::bigint[], $5::bigint[], $6::text[], $7::smallint[], $8::jsonb[], $9::timestamptz[], $10::bytea[])
-           AS x(m, w, n, r, p, t, i, s, c, e)
+      `INSERT INTO ${this.table} (memory_id, world_id, npc_id, revision, position, text, importance, subjects, created_at, embedding, changed_at, indexed, erased)
+       SELECT m, w, n, r, p, t, i, ARRAY(SELECT jsonb_array_elements_text(s)::uuid), c, e, p, ${this.external ? 'NULL' : 'NOT x.erased'}, x.erased
+         FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::bigint[], $5::bigint[], $6::text[], $7::smallint[], $8::jsonb[], $9::timestamptz[], $10::bytea[], $11::boolean[])
+           AS x(m, w, n, r, p, t, i, s, c, e, erased)
        ON CONFLICT (memory_id) DO NOTHING`,
       [
         records.map((r) => r.memoryId),
@@ -152,6 +163,7 @@ export class MemoryStore {
         records.map((r) => JSON.stringify(r.subjects)),
         records.map((r) => r.createdAt),
         embeddings,
+        records.map((r) => r.erased),
       ],
     );
   }
@@ -209,11 +221,11 @@ export class MemoryStore {
     if (ids.length === 0) return [];
     const { rows } = await this.pool.query<RowColumns & { last_accessed_at: Date | null }>(
       // The candidates by primary key first (materialised, so the planner cannot trade it for a scan of the NPC's rows), then the checks.
-      `WITH hit AS MATERIALIZED (SELECT memory_id, world_id, npc_id, text, importance, subjects, created_at, position, rolled_back, forgotten
+      `WITH hit AS MATERIALIZED (SELECT memory_id, world_id, npc_id, text, importance, subjects, created_at, position, rolled_back, forgotten, erased
                                    FROM ${this.table} WHERE memory_id = ANY ($3::uuid[]))
        SELECT m.memory_id, m.world_id, m.npc_id, m.text, m.importance, m.subjects, m.created_at, a.last_accessed_at, m.position
          FROM hit m LEFT JOIN npc_memory_access a USING (memory_id)
-        WHERE m.world_id = $1 AND m.npc_id = $2 AND ${VISIBLE.replace(/(rolled_back|forgotten)/g, 'm.$1')}`,
+        WHERE m.world_id = $1 AND m.npc_id = $2 AND ${VISIBLE.replace(/(rolled_back|forgotten|erased)/g, 'm.$1')}`,
       [worldId, npcId, ids],
     );
     return rows.map((r) => ({ ...toRow(r), lastAccessedAt: r.last_accessed_at }));

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { Inject } from '@nestjs/common';
 import { Logger } from '@nestjs/common';
 import { CommandHandler, type ICommandHandler } from '@nestjs/cqrs';
@@ -23,7 +22,9 @@ import {
   type ExpectedRevision,
 } from '@lorestore/event-store';
 import { toDomainEvent } from '@lorestore/projections';
+import type { PersonalDataCodec } from '@lorestore/privacy';
 import type { SnapshotStore } from '@lorestore/replay';
+import { PERSONAL_DATA } from '../privacy/privacy.providers';
 import { SNAPSHOTS } from '../replay/replay.providers';
 import { APP_CONFIG, type AppConfig } from '../config';
 import { EVENT_STORE } from '../persistence/tokens';
@@ -80,11 +81,14 @@ export const toCommandResponse = (result: AppendResult): CommandResponse =>
         duplicate: result.duplicate,
       };
 
-/** What makes two sends "the same command": a commandId reused for anything else is refused. */
-export const commandHash = (command: DomainCommand, expected: ExpectedRevision | undefined): string =>
-  createHash('sha256')
-    .update(JSON.stringify([command.metadata.worldId, command.type, command.data, expected === undefined ? null : String(expected)]))
-    .digest('base64url');
+/**
+ * What makes two sends "the same command": a commandId reused for anything
+ * else is refused. Keyed (HMAC under a key derived from the master key): the
+ * payload may hold personal data, and a plain hash of it could be checked
+ * against guessed names or emails.
+ */
+export const commandHash = (command: DomainCommand, expected: ExpectedRevision | undefined, digest: (text: string) => string): string =>
+  digest(JSON.stringify([command.metadata.worldId, command.type, command.data, expected === undefined ? null : String(expected)]));
 
 const matches = (expected: ExpectedRevision, actual: bigint | null): boolean => {
   if (expected === 'any') return true;
@@ -109,10 +113,11 @@ export class ExecuteCommandHandler implements ICommandHandler<ExecuteCommand, Co
     private readonly metrics: Metrics,
     private readonly cache: AggregateCache,
     @Inject(SNAPSHOTS) private readonly snapshots: SnapshotStore,
+    @Inject(PERSONAL_DATA) private readonly personal: PersonalDataCodec,
   ) {}
 
   async execute({ command, expectedRevision, correlationId }: ExecuteCommand): Promise<CommandResponse> {
-    const hash = commandHash(command, expectedRevision);
+    const hash = commandHash(command, expectedRevision, (text) => this.personal.digest(text));
     try {
       const response = await this.decideAndAppend(command, expectedRevision, hash, correlationId);
       this.metrics.commands.inc({ type: command.type, outcome: response.duplicate ? 'duplicate' : 'ok' });
@@ -232,8 +237,11 @@ export class ExecuteCommandHandler implements ICommandHandler<ExecuteCommand, Co
         const { current, lastPosition } = view;
         return { streamId, revision: current === null ? -1 : Number(current), position: lastPosition === null ? null : Number(lastPosition), events: [], duplicate: false };
       }
+      // Personal fields sealed with their players' keys before anything is written: the log, its mirrors
+      // and every state folded from it (the cache, snapshots, rollback events) hold only envelopes.
+      const sealed = await this.personal.seal(events);
       try {
-        const result = await this.store.appendToStream(streamId, this.toEventData(command, events, correlationId), {
+        const result = await this.store.appendToStream(streamId, this.toEventData(command, sealed, correlationId), {
           expectedRevision: view.current === null ? 'no_stream' : view.current,
           commandId: command.metadata.commandId,
           commandHash: hash,
@@ -242,7 +250,7 @@ export class ExecuteCommandHandler implements ICommandHandler<ExecuteCommand, Co
           // No mirror position to remember: the next command on this stream reads it again.
           this.cache.delete(streamId);
         } else if (!result.duplicate) {
-          const next = events.reduce((state, event) => decider.evolve(state, event), view.state);
+          const next = sealed.reduce((state, event) => decider.evolve(state, event), view.state);
           this.cache.set(streamId, { state: next, revision: result.nextExpectedRevision, position: result.position.prepare });
           this.snapshotIfDue(aggregate, streamId, view.current, result.nextExpectedRevision, next);
         }

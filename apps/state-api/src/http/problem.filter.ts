@@ -29,6 +29,7 @@ const refusalStatus: Record<DomainRefusal['code'], number> = {
   not_an_npc: 422,
   invalid_transition: 422,
   out_of_range: 422,
+  erased: 410,
 };
 
 /** Errors raised before a handler runs (routing, body parsing, size limits), by status. */

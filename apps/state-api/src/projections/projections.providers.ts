@@ -11,6 +11,7 @@ import {
   MemoryStore,
   PineconeVectorIndex,
   migrateSemanticMemory,
+  type PersonalDataOpener,
   type VectorIndex,
 } from '@lorestore/semantic-memory';
 import type { AppConfig } from '../config';
@@ -98,7 +99,7 @@ export const createVectorIndex = (config: AppConfig, memories: MemoryStore, logg
 /** The vector-index projection and its rebuild jobs: where the live projections run. */
 export const createMemoryProjection = (
   config: AppConfig,
-  deps: { store: EventStore; pool: Pool; memories: MemoryStore; index: VectorIndex; metrics: Metrics; logger: Logger },
+  deps: { store: EventStore; pool: Pool; memories: MemoryStore; index: VectorIndex; personal: PersonalDataOpener; metrics: Metrics; logger: Logger },
 ): { projector: MemoryProjector; rebuilds: MemoryRebuildWorker } => {
   const logger = runnerLogger(deps.logger);
   const projector = new MemoryProjector({
@@ -107,6 +108,7 @@ export const createMemoryProjection = (
     memories: deps.memories,
     index: deps.index,
     checkpointName: MEMORY_PROJECTION,
+    personal: deps.personal,
     dimension: config.VECTOR_DIMENSION,
     batchSize: config.PROJECTION_BATCH_SIZE,
     lockName: `lorestore.memory-projector.${config.DATABASE_SCHEMA}`,
@@ -118,6 +120,7 @@ export const createMemoryProjection = (
     store: deps.store,
     live: projector,
     external: config.VECTOR_INDEX !== 'embedded',
+    personal: deps.personal,
     schema: config.DATABASE_SCHEMA,
     batchSize: config.PROJECTION_BATCH_SIZE,
     logger,

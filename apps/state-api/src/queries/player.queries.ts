@@ -1,6 +1,8 @@
 import { Inject } from '@nestjs/common';
 import { QueryHandler, type IQueryHandler } from '@nestjs/cqrs';
-import { inRanges, streamIds, type PlayerActionRecorded, type PlayerState } from '@lorestore/domain';
+import { inRanges, isErasedValue, streamIds, type PlayerActionRecorded, type PlayerState } from '@lorestore/domain';
+import type { PersonalDataCodec } from '@lorestore/privacy';
+import { PERSONAL_DATA } from '../privacy/privacy.providers';
 import type { EventStore } from '@lorestore/event-store';
 import type { StateAt } from '@lorestore/replay';
 import { STATE_AT } from '../replay/replay.providers';
@@ -23,6 +25,7 @@ export class GetPlayerHandler implements IQueryHandler<GetPlayer> {
   constructor(
     private readonly reader: StateReader,
     private readonly readModels: ReadModels,
+    @Inject(PERSONAL_DATA) private readonly personal: PersonalDataCodec,
   ) {}
 
   async execute({ worldId, playerId, at }: GetPlayer) {
@@ -37,11 +40,15 @@ export class GetPlayerHandler implements IQueryHandler<GetPlayer> {
     }
     // A player rolled back to before its first event has a document again at its initial state.
     if (!last || state.playerId === null) throw new Problem(404, 'not-found', 'Player not found', `player ${playerId} has no recorded state in world ${worldId}`);
+    // The profile is sealed with the player's key; erased (key destroyed), it reads as nothing.
+    const profile = await this.personal.open(state.profile);
+    const erased = state.erasedAt !== undefined || (profile !== null && Object.values(profile).some(isErasedValue));
     return {
       playerId,
       relationships: state.relationships,
       counters: state.counters,
-      profile: state.profile,
+      profile: erased ? null : profile,
+      erased,
       lastActionAt: state.lastActionAt,
       revision: Number(last.revision),
     };
@@ -71,10 +78,14 @@ export class GetPlayerHistoryHandler implements IQueryHandler<GetPlayerHistory> 
     @Inject(EVENT_STORE) private readonly store: EventStore,
     @Inject(STATE_AT) private readonly stateAt: StateAt,
     private readonly readModels: ReadModels,
+    @Inject(PERSONAL_DATA) private readonly personal: PersonalDataCodec,
   ) {}
 
   async execute(query: GetPlayerHistory) {
-    return isPointInTime(query.at) ? this.folded(query) : this.fromReadModel(query);
+    const page = isPointInTime(query.at) ? await this.folded(query) : await this.fromReadModel(query);
+    // Contexts are sealed with the player's key: opened here, one key lookup for the page (ERASED once erased).
+    const contexts = await this.personal.open(page.items.map((item) => item.context));
+    return { ...page, items: page.items.map((item, i) => ({ ...item, context: contexts[i] })) };
   }
 
   /**

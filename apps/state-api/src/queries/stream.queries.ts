@@ -1,6 +1,8 @@
 import { Inject } from '@nestjs/common';
 import { QueryHandler, type IQueryHandler } from '@nestjs/cqrs';
 import type { EventStore } from '@lorestore/event-store';
+import type { PersonalDataCodec } from '@lorestore/privacy';
+import { PERSONAL_DATA } from '../privacy/privacy.providers';
 import { Problem } from '../http/problem';
 import { EVENT_STORE } from '../persistence/tokens';
 import { toUntil, type PointInTime } from './point-in-time';
@@ -18,7 +20,10 @@ export class GetStreamEvents {
 /** The raw events of one of the world's streams (the stream name must belong to the world). */
 @QueryHandler(GetStreamEvents)
 export class GetStreamEventsHandler implements IQueryHandler<GetStreamEvents> {
-  constructor(@Inject(EVENT_STORE) private readonly store: EventStore) {}
+  constructor(
+    @Inject(EVENT_STORE) private readonly store: EventStore,
+    @Inject(PERSONAL_DATA) private readonly personal: PersonalDataCodec,
+  ) {}
 
   async execute({ worldId, streamId, fromRevision, limit, at }: GetStreamEvents) {
     const category = streamId.split('-', 1)[0]!;
@@ -29,7 +34,8 @@ export class GetStreamEventsHandler implements IQueryHandler<GetStreamEvents> {
     if (events.length === 0 && (!belongs || (await this.store.streamRevision(streamId)) === null)) {
       throw new Problem(404, 'not-found', 'Stream not found', `world ${worldId} has no stream ${streamId}`);
     }
-    const page = events.slice(0, limit);
+    // Personal fields opened for the caller (ERASED once the player is erased); the log itself keeps the envelopes.
+    const page = await this.personal.openEvents(events.slice(0, limit));
     return {
       streamId,
       events: page.map((e) => ({

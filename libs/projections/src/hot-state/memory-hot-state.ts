@@ -38,7 +38,8 @@ export class MemoryHotState implements HotStateStore {
     for (const doc of docs) {
       const key = hotKey(doc.table, doc.worldId, doc.id, doc.generation);
       const stored = this.entries.get(key);
-      if (stored && stored.expiresAt > now && stored.revision >= doc.revision) continue;
+      // Newer by (revision, position): an erasure rewrites a document at the same revision, a later position.
+      if (stored && stored.expiresAt > now && (stored.revision > doc.revision || (stored.revision === doc.revision && stored.position >= doc.position))) continue;
       this.entries.delete(key);
       this.entries.set(key, {
         revision: doc.revision,

@@ -3,16 +3,21 @@ import type { Doc, DocTable } from '../projections';
 import { hotKey, type HotDoc, type HotStateStore } from './hot-state';
 
 /**
- * The one write path into Redis: apply a document only if its revision is
- * newer than the stored one, then (re)set the TTL. Atomic on the server, so
+ * The one write path into Redis: apply a document only if its (revision,
+ * position) is newer than the stored one, then (re)set the TTL. The position
+ * breaks a tie of revisions: an erasure rewrites a player's document without
+ * moving its stream, at the erasure's later position. Atomic on the server, so
  * two writers racing (the projector and a reader filling a miss) end with the
  * newer document whatever the order they arrive in.
  * KEYS[1] document key; ARGV: revision, position, updatedAt, state JSON, ttl seconds.
  */
 const PUT_IF_NEWER = `
-local stored = redis.call('HGET', KEYS[1], 'revision')
-if stored and tonumber(stored) >= tonumber(ARGV[1]) then
-  return 0
+local stored = redis.call('HMGET', KEYS[1], 'revision', 'position')
+if stored[1] then
+  local rev, inc = tonumber(stored[1]), tonumber(ARGV[1])
+  if rev > inc or (rev == inc and tonumber(stored[2] or '0') >= tonumber(ARGV[2])) then
+    return 0
+  end
 end
 redis.call('HSET', KEYS[1], 'revision', ARGV[1], 'position', ARGV[2], 'updatedAt', ARGV[3], 'doc', ARGV[4])
 redis.call('EXPIRE', KEYS[1], ARGV[5])
@@ -28,8 +33,9 @@ const PUT_MANY_IF_NEWER = `
 local written = 0
 for i = 1, #KEYS do
   local at = 1 + (i - 1) * 4
-  local stored = redis.call('HGET', KEYS[i], 'revision')
-  if not stored or tonumber(stored) < tonumber(ARGV[at + 1]) then
+  local stored = redis.call('HMGET', KEYS[i], 'revision', 'position')
+  local rev, inc = tonumber(stored[1] or '-1'), tonumber(ARGV[at + 1])
+  if not stored[1] or rev < inc or (rev == inc and tonumber(stored[2] or '0') < tonumber(ARGV[at + 2])) then
     redis.call('HSET', KEYS[i], 'revision', ARGV[at + 1], 'position', ARGV[at + 2], 'updatedAt', ARGV[at + 3], 'doc', ARGV[at + 4])
     redis.call('EXPIRE', KEYS[i], ARGV[1])
     written = written + 1

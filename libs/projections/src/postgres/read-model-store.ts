@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { Pool, PoolClient } from 'pg';
-import { parseStreamId } from '@lorestore/domain';
+import { ERASED, parseStreamId } from '@lorestore/domain';
 import type { Position } from '@lorestore/event-store';
 import { loadMigrations, migrate, withTransaction } from '@lorestore/infra';
 import { docKey, type BatchChanges, type Doc, type DocTable } from '../projections';
@@ -59,8 +59,12 @@ const json = (value: unknown) => JSON.stringify(value);
 const DOC_ROWS = (param: string) =>
   `jsonb_to_recordset(${param}::jsonb) AS r(world_id text, id text, data jsonb, revision bigint, position bigint, updated_at timestamptz)`;
 const SET_DOC = 'data = excluded.data, revision = excluded.revision, position = excluded.position, updated_at = excluded.updated_at';
-/** Only newer documents replace stored ones: a replayed batch changes nothing. */
-const NEWER = 'WHERE t.revision < excluded.revision';
+/**
+ * Only newer documents replace stored ones: a replayed batch changes nothing.
+ * The position breaks a tie of revisions (an erasure rewrites a player's
+ * document at the same revision, a later position).
+ */
+const NEWER = 'WHERE (t.revision, t.position) < (excluded.revision, excluded.position)';
 
 type WrittenTable = DocTable | 'player_history';
 const ALL_TABLES: readonly WrittenTable[] = ['entities', 'world_state', 'narrative_state', 'player_state', 'player_history'];
@@ -135,6 +139,7 @@ WHERE (c.commit, c.position) < (excluded.commit, excluded.position)`;
 export class ReadModelStore {
   private readonly suffix: string;
   private readonly commitBatch: string;
+  private readonly writesHistory: boolean;
 
   constructor(
     private readonly pool: Pool,
@@ -144,6 +149,7 @@ export class ReadModelStore {
     if (!/^(__[a-z0-9_]+)?$/.test(this.suffix)) throw new Error(`read model suffix "${this.suffix}" must be empty or __[a-z0-9_]+`);
     const tables = options.only ? ALL_TABLES.filter((t) => options.only!.includes(t)) : ALL_TABLES;
     this.commitBatch = commitBatchSql(this.suffix, tables);
+    this.writesHistory = tables.includes('player_history');
   }
 
   /** The table (or checkpoint) this store writes for a projection. */
@@ -206,6 +212,21 @@ export class ReadModelStore {
         }
       }),
     );
+    return found;
+  }
+
+  /** Every player_state document of these players, in every world (an erasure rewrites them all). */
+  async loadPlayerDocs(playerIds: readonly string[], client: Pool | PoolClient = this.pool): Promise<Map<string, Doc>> {
+    const found = new Map<string, Doc>();
+    if (playerIds.length === 0) return found;
+    const { rows } = await client.query<DocRow>(
+      `SELECT world_id, player_id::text AS id, data, revision, position, updated_at FROM ${this.nameOf('player_state')} WHERE player_id = ANY ($1::uuid[])`,
+      [playerIds],
+    );
+    for (const row of rows) {
+      const doc = toDoc('player_state', row);
+      found.set(docKey('player_state', doc.streamId), doc);
+    }
     return found;
   }
 
@@ -278,6 +299,16 @@ export class ReadModelStore {
       // loses their checkpoint with them, and the projector applies those events again.
       await client.query('SET LOCAL synchronous_commit = off');
       await client.query(this.commitBatch, params);
+      // After the batch's own rows are in (its rows before the erasure were marked in memory already):
+      // every stored action row of an erased player recorded before the erasure loses its context.
+      if (changes.erasures?.length && this.writesHistory) {
+        await client.query(
+          `UPDATE ${this.nameOf('player_history')} h SET context = $3::jsonb
+             FROM unnest($1::uuid[], $2::bigint[]) AS e(player_id, position)
+            WHERE h.player_id = e.player_id AND h.position < e.position AND h.context IS DISTINCT FROM $3::jsonb`,
+          [changes.erasures.map((e) => e.playerId), changes.erasures.map((e) => e.position.toString()), JSON.stringify(ERASED)],
+        );
+      }
     });
   }
 
