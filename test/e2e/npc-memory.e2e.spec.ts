@@ -185,6 +185,28 @@ const scenario = (label: string, env: () => Promise<Record<string, string>>) =>
         expect(await eventCount()).toBe(before);
       });
     });
+
+    it('keeps a memory about a player sealed in its row, and drops it from search (and Pinecone) when the player is erased', async () => {
+      const { npcId } = await spawnNpc();
+      const player = randomUUID();
+      const about = await t.request({ method: 'POST', url: memories(npcId), body: { text: 'she paid in stolen coin', embedding: [1, 0, 0, 0], subjects: [player] } });
+      expect(about.status).toBe(200);
+      const plain = await record(npcId, 'the roof leaks', [0, 1, 0, 0]);
+      const query = { embedding: [1, 1, 0, 0], topK: 5, weights: { relevance: 1, recency: 0, importance: 0 } };
+      expect(texts(await search(npcId, { ...query, minPosition: plain.position })).sort()).toEqual(['she paid in stolen coin', 'the roof leaks']);
+      const row = await pool().query<{ text: string; sealed: unknown }>('SELECT text, sealed FROM npc_memories WHERE memory_id = $1', [about.body.memoryId]);
+      expect(row.rows[0]).toMatchObject({ text: '', sealed: { text: { $pii: 1, s: [player] }, embedding: { $pii: 1, s: [player] } } });
+      const total = () => Object.values(server?.counts() ?? {}).reduce((a, b) => a + b, 0);
+      const indexed = total();
+
+      const erased = await admin(`/v1/admin/players/${player}/erase`, { reason: 'player asked' });
+      expect(erased.status).toBe(200);
+      expect(texts(await search(npcId, { ...query, minPosition: erased.body.position }))).toEqual(['the roof leaks']);
+      // The search waited for the external index to take the NPC's changes: the record is gone there too.
+      if (server) expect(total()).toBe(indexed - 1);
+      const after = await pool().query<{ text: string; sealed: unknown; erased: boolean }>('SELECT text, sealed, erased FROM npc_memories WHERE memory_id = $1', [about.body.memoryId]);
+      expect(after.rows[0]).toEqual({ text: '', sealed: null, erased: true });
+    });
   });
 
 scenario('embedded index', async () => ({}));

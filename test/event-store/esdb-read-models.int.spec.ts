@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Pool } from 'pg';
+import type { PersonalDataCodec } from '@lorestore/privacy';
+import { PERSONAL_DATA } from '../../apps/state-api/src/privacy/privacy.providers';
 import { PG_POOL } from '../../apps/state-api/src/persistence/tokens';
 import { ADMIN_KEY, startTestApp, type TestApp } from '../support/app';
 import { readBackPostgres } from '../support/read-models';
@@ -77,7 +79,11 @@ describe('read models: EventStoreDB mode equals PostgreSQL mode', () => {
 
   const readModels = async (t: TestApp) => {
     const pool = t.app.get<Pool>(PG_POOL);
-    const { docs, history } = await readBackPostgres(pool);
+    const { docs: sealed, history: sealedHistory } = await readBackPostgres(pool);
+    // Personal data is sealed with a random IV per value: compared opened, as the API shows it.
+    const personal = t.app.get<PersonalDataCodec>(PERSONAL_DATA);
+    const docs = new Map(await Promise.all([...sealed].map(async ([k, d]) => [k, { ...d, state: await personal.open(d.state) }] as const)));
+    const history = await personal.open(sealedHistory);
     const memories = await pool.query<{ row: string }>(
       `SELECT world_id || '|' || npc_id || '|' || revision || '|' || text || '|' || importance || '|' || rolled_back || '|' || forgotten AS row FROM npc_memories ORDER BY 1`,
     );

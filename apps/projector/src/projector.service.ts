@@ -7,8 +7,6 @@ import type { MemoryProjector, MemoryRebuildWorker, MemoryStore, VectorIndex } f
 import { APP_CONFIG, type AppConfig } from '../../state-api/src/config';
 import { Metrics } from '../../state-api/src/metrics/metrics';
 import { EVENT_STORE, PG_POOL } from '../../state-api/src/persistence/tokens';
-import type { PersonalDataCodec } from '@lorestore/privacy';
-import { PERSONAL_DATA } from '../../state-api/src/privacy/privacy.providers';
 import {
   HOT_STATE,
   MEMORY_STORE,
@@ -36,7 +34,6 @@ export class ProjectorService implements OnApplicationBootstrap, BeforeApplicati
     @Inject(HOT_STATE) private readonly hot: HotStateStore,
     @Inject(MEMORY_STORE) memories: MemoryStore,
     @Inject(VECTOR_INDEX) private readonly vectorIndex: VectorIndex,
-    @Inject(PERSONAL_DATA) personal: PersonalDataCodec,
     metrics: Metrics,
   ) {
     this.runner = createRunner(config, {
@@ -48,7 +45,7 @@ export class ProjectorService implements OnApplicationBootstrap, BeforeApplicati
       logger: this.logger,
     });
     this.rebuilds = createRebuildWorker(config, { store, pool, hot, runner: this.runner, logger: this.logger });
-    ({ projector: this.memoryProjector, rebuilds: this.memoryRebuilds } = createMemoryProjection(config, { store, pool, memories, index: vectorIndex, personal, metrics, logger: this.logger }));
+    ({ projector: this.memoryProjector, rebuilds: this.memoryRebuilds } = createMemoryProjection(config, { store, pool, memories, index: vectorIndex, metrics, logger: this.logger }));
   }
 
   onApplicationBootstrap(): void {

@@ -18,7 +18,9 @@ import { MemoryController } from './memory/memory.controller';
 import { ProblemFilter } from './http/problem.filter';
 import { Metrics } from './metrics/metrics';
 import { PersistenceModule } from './persistence/persistence.module';
+import { PrivacyController } from './privacy/privacy.controller';
 import { privacyProviders } from './privacy/privacy.providers';
+import { PrivacyService } from './privacy/privacy.service';
 import { projectionProviders } from './projections/projections.providers';
 import { ProjectionsService } from './projections/projections.service';
 import { replayProviders } from './replay/replay.providers';
@@ -69,7 +71,7 @@ export class AppModule {
         },
         PersistenceModule.forRoot(runtime.databaseUrl),
       ],
-      controllers: [CommandsController, QueriesController, MemoryController, AdminProjectionsController, AdminReplayController, AdminAutoscaleController, HealthController],
+      controllers: [CommandsController, QueriesController, MemoryController, AdminProjectionsController, AdminReplayController, AdminAutoscaleController, PrivacyController, HealthController],
       providers: [
         { provide: API_KEY_RING, useValue: runtime.keys },
         { provide: APP_GUARD, useClass: ApiKeyGuard },
@@ -79,6 +81,7 @@ export class AppModule {
         AggregateCache,
         ...projectionProviders,
         ...privacyProviders,
+        PrivacyService,
         ...replayProviders,
         ProjectionsService,
         ReadModels,

@@ -205,7 +205,7 @@ export class PlayerKeyStore {
            SET wrapped_key = NULL, erased_at = now(), erase_reason = excluded.erase_reason, erased_by = excluded.erased_by
            WHERE k.erased_at IS NULL
          RETURNING erased_at),
-       told AS (SELECT pg_notify($5, $1) FROM erased)
+       told AS (SELECT pg_notify($5, $1::text) FROM erased)
        SELECT erased_at, true AS fresh FROM erased, (SELECT count(*) FROM told) t`,
       [playerId, reason, erasedBy, this.options.wrapper.id, ERASED_CHANNEL],
     );

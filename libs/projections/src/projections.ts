@@ -214,7 +214,7 @@ export const planBatch = (projections: readonly Projection[], current: ReadonlyM
   }
   for (const event of events) {
     if (event.type === 'PlayerErased') {
-      const { playerId } = event.data as PlayerErased['data'];
+      const { playerId, at: erasedAt } = event.data as PlayerErased['data'];
       const erasure = { playerId, position: event.position.prepare };
       if (rowProjections.length > 0) {
         applyHistoryErasure(history, erasure);
@@ -228,7 +228,7 @@ export const planBatch = (projections: readonly Projection[], current: ReadonlyM
             if (doc.table !== players.name || doc.id !== playerId || changed.get(key)?.position === event.position.prepare) continue;
             const latest = changed.get(key) ?? doc;
             // The same revision (the player's stream did not move), a later position: newer to every sink.
-            changed.set(key, { ...latest, state: erasePlayerState(latest.state as PlayerState, at), position: event.position.prepare, updatedAt: at });
+            changed.set(key, { ...latest, state: erasePlayerState(latest.state as PlayerState, erasedAt), position: event.position.prepare, updatedAt: at });
           }
         }
       }

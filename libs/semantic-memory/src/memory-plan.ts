@@ -1,4 +1,4 @@
-import { isErasedValue, parseStreamId, upcast, type NpcMemoryForgotten, type NpcMemoryRecorded, type PlayerErased, type RevisionRanges, type StreamRolledBack } from '@lorestore/domain';
+import { parseStreamId, upcast, type NpcMemoryForgotten, type NpcMemoryRecorded, type PlayerErased, type RevisionRanges, type StreamRolledBack } from '@lorestore/domain';
 import type { RecordedEvent } from '@lorestore/event-store';
 
 /** What one event of the feed does to the memory rows, in feed order. */
@@ -15,8 +15,12 @@ export type MemoryOp =
       subjects: string[];
       createdAt: string;
       embedding: number[];
-      /** About a player erased (its sealed text no longer opens): kept as a row with no text or vector, never searchable. */
-      erased: boolean;
+      /**
+       * A memory about players: its text and embedding as sealed in the event
+       * (then `text` is '' and `embedding` []); the rows keep them sealed and
+       * MemoryStore opens them when it reads. Null for a memory about no one.
+       */
+      sealed: { text: unknown; embedding: unknown } | null;
     }
   | { kind: 'forget'; memoryId: string; worldId: string; npcId: string; revision: bigint; position: bigint }
   /** A rollback or restore of the NPC: of its memories before `before`, only those `kept` count, and only the forgets `kept`. */
@@ -25,19 +29,13 @@ export type MemoryOp =
   | { kind: 'erase'; playerId: string; position: bigint };
 
 /**
- * The personal data of memory events, opened before planning (see
- * PersonalDataCodec): text and embedding in plain, or ERASED. `forget` drops
- * a player's key from the cache on an erasure seen in the feed.
+ * Opens sealed personal data (PersonalDataCodec): a value with every
+ * envelope in it replaced by its plaintext, or by ERASED once the player's
+ * key is destroyed.
  */
-export type PersonalDataOpener = {
-  openEvents(events: readonly RecordedEvent[]): Promise<RecordedEvent[]>;
-  forget(playerId: string): void;
-};
+export type PersonalDataOpener = { open<T>(value: T): Promise<T> };
 
-/**
- * The ops of a batch of the feed (its personal data opened): only events of
- * entity streams touch memories, and erasures.
- */
+/** The ops of a batch of the feed: only events of entity streams touch memories, and erasures. */
 export const planMemoryOps = (events: readonly RecordedEvent[]): MemoryOp[] => {
   const ops: MemoryOp[] = [];
   for (const event of events) {
@@ -52,18 +50,19 @@ export const planMemoryOps = (events: readonly RecordedEvent[]): MemoryOp[] => {
     const base = { worldId: stream.worldId, npcId: stream.id, position: event.position.prepare };
     if (event.type === 'NpcMemoryRecorded') {
       const d = data as NpcMemoryRecorded['data'];
-      const erased = isErasedValue(d.text) || isErasedValue(d.embedding);
+      // Sealed (PERSONAL_DATA): the values are envelopes, not a string and an array.
+      const sealed = typeof d.text !== 'string' || !Array.isArray(d.embedding);
       ops.push({
         kind: 'record',
         ...base,
         memoryId: d.memoryId,
         revision: event.revision,
-        text: erased ? '' : d.text,
+        text: sealed ? '' : d.text,
         importance: d.importance,
         subjects: d.subjects,
         createdAt: d.at,
-        embedding: erased ? [] : d.embedding,
-        erased,
+        embedding: sealed ? [] : d.embedding,
+        sealed: sealed ? { text: d.text, embedding: d.embedding } : null,
       });
     } else if (event.type === 'NpcMemoryForgotten') {
       const d = data as NpcMemoryForgotten['data'];

@@ -1,7 +1,7 @@
 import type { Pool } from 'pg';
 import { LeaderLoop, SerialGate, withTransaction } from '@lorestore/infra';
 import { START, comparePositions, type EventStore, type Position, type RecordedEvent } from '@lorestore/event-store';
-import { planMemoryOps, type PersonalDataOpener } from './memory-plan';
+import { planMemoryOps } from './memory-plan';
 import type { MemoryStore, PendingSync } from './memory-store';
 import { isExternal, type ExternalVectorIndex, type VectorIndex } from './vector-index';
 import { bytesToVector } from './vectors';
@@ -22,11 +22,6 @@ export type MemoryProjectorOptions = {
   syncBatch?: number;
   /** The deployment's VECTOR_DIMENSION: a row of another length (or all zeros) is never sent to an external index. */
   dimension?: number;
-  /**
-   * Opens the sealed text and embedding of memories about players. Without
-   * one (tests of unsealed logs), events are planned as they are.
-   */
-  personal?: PersonalDataOpener;
   logger?: MemoryLogger;
   onBatch?: (info: { events: number; memories: number; ms: number; position: Position }) => void;
   onError?: (error: unknown) => void;
@@ -144,7 +139,6 @@ export class MemoryProjector {
     await this.gate.run(async () => {
       const started = performance.now();
       const last = events.at(-1)!;
-      const opened = await this.open(events);
       const ops = await withTransaction(this.options.pool, async (client) => {
         // One batch of this projection at a time, whoever runs it (a leader handing over may still be
         // finishing one), and only what the committed checkpoint does not cover yet.
@@ -153,7 +147,7 @@ export class MemoryProjector {
           this.options.checkpointName,
         ]);
         const stored = rows[0] ? { commit: BigInt(rows[0].commit), prepare: BigInt(rows[0].position) } : null;
-        const fresh = stored ? opened.filter((e) => comparePositions(e.position, stored) > 0) : opened;
+        const fresh = stored ? events.filter((e) => comparePositions(e.position, stored) > 0) : events;
         if (fresh.length === 0) return [];
         const planned = planMemoryOps(fresh);
         await this.options.memories.apply(client, planned, { name: this.options.checkpointName, position: last.position, time: last.created, events: fresh.length });
@@ -166,21 +160,6 @@ export class MemoryProjector {
       this.waiters = new Set();
       for (const wake of waiters) wake();
     });
-  }
-
-  /**
-   * The batch with its memories' personal data opened. An erasure in the
-   * batch drops the player's key from the cache first (had this process
-   * missed the notice), so no memory of the batch is opened with it.
-   */
-  private async open(events: readonly RecordedEvent[]): Promise<readonly RecordedEvent[]> {
-    const personal = this.options.personal;
-    if (!personal) return events;
-    for (const event of events) if (event.type === 'PlayerErased') personal.forget((event.data as { playerId: string }).playerId);
-    const memories = events.filter((e) => e.type === 'NpcMemoryRecorded');
-    if (memories.length === 0) return events;
-    const opened = new Map((await personal.openEvents(memories)).map((e) => [e.id, e]));
-    return events.map((e) => opened.get(e.id) ?? e);
   }
 
   /** Sends the external index what it does not yet reflect, until nothing is left; true if it sent anything. */

@@ -1,4 +1,3 @@
-import type { PersonalDataOpener } from './memory-plan';
 import type { Pool } from 'pg';
 import { comparePositions, type EventStore } from '@lorestore/event-store';
 import { REBUILD_SUFFIX } from '@lorestore/projections';
@@ -15,8 +14,6 @@ export type MemoryRebuildOptions = {
   external: boolean;
   schema: string;
   batchSize: number;
-  /** Opens memories' personal data (as the live projector does). */
-  personal?: PersonalDataOpener;
   logger?: MemoryLogger;
   progressIntervalMs?: number;
 };
@@ -86,7 +83,6 @@ export class MemoryRebuildWorker {
       pool,
       memories: new MemoryStore(pool, `${name}${REBUILD_SUFFIX}`, this.options.external),
       index: null,
-      personal: this.options.personal,
       checkpointName: `${name}${REBUILD_SUFFIX}`,
       batchSize: this.options.batchSize,
       lockName: `lorestore.rebuild.${this.options.schema}.${name}`,

@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { Pool, PoolClient } from 'pg';
 import { loadMigrations, migrate } from '@lorestore/infra';
 import type { Position } from '@lorestore/event-store';
-import type { MemoryOp } from './memory-plan';
+import type { MemoryOp, PersonalDataOpener } from './memory-plan';
 import { InvalidEmbeddingError, unitVector, vectorToBytes } from './vectors';
 
 export const MEMORY_MIGRATIONS_DIR = path.join(__dirname, 'postgres', 'migrations');
@@ -33,8 +33,12 @@ export type PendingSync = MemoryChange & Omit<MemoryRow, 'lastAccessedAt'>;
 
 const VISIBLE = 'NOT rolled_back AND NOT forgotten AND NOT erased';
 
+/** The envelopes of a memory about players, as its event sealed them. */
+type Sealed = { text: unknown; embedding: unknown };
+
 /** The columns of a memory row that search and the external index both read. */
 type RowColumns = {
+  sealed?: Sealed | null;
   memory_id: string;
   world_id: string;
   npc_id: string;
@@ -71,6 +75,8 @@ export class MemoryStore {
     private readonly pool: Pool,
     readonly table = MEMORY_PROJECTION,
     private readonly external = false,
+    /** Opens the sealed memories about players as they are read (without one, those read as unopenable). */
+    private readonly personal: PersonalDataOpener | null = null,
   ) {
     if (!/^npc_memories(__next)?$/.test(table)) throw new Error(`not a memory table: ${table}`);
   }
@@ -101,7 +107,7 @@ export class MemoryStore {
         // for good. changed_at moves (an NPC's changes only grow: the erasure is later than its rows), so
         // the embedded index drops them and the external index is sent their deletes.
         await client.query(
-          `UPDATE ${this.table} SET text = '', embedding = ''::bytea, erased = true, changed_at = greatest(changed_at, $2::bigint)${this.external ? '' : ', indexed = false'}
+          `UPDATE ${this.table} SET text = '', embedding = ''::bytea, sealed = NULL, erased = true, changed_at = greatest(changed_at, $2::bigint)${this.external ? '' : ', indexed = false'}
             WHERE $1::uuid = ANY (subjects) AND position < $2::bigint`,
           [op.playerId, op.position.toString()],
         );
@@ -135,8 +141,8 @@ export class MemoryStore {
 
   private async insert(client: PoolClient, records: Extract<MemoryOp, { kind: 'record' }>[]): Promise<void> {
     const embeddings = records.map((r) => {
-      // About an erased player: nothing to index, ever.
-      if (r.erased) return Buffer.alloc(0);
+      // Sealed: the vector is in `sealed`, opened when read.
+      if (r.sealed) return Buffer.alloc(0);
       try {
         return vectorToBytes(unitVector(r.embedding, r.embedding.length));
       } catch (error) {
@@ -147,10 +153,10 @@ export class MemoryStore {
       }
     });
     await client.query(
-      `INSERT INTO ${this.table} (memory_id, world_id, npc_id, revision, position, text, importance, subjects, created_at, embedding, changed_at, indexed, erased)
-       SELECT m, w, n, r, p, t, i, ARRAY(SELECT jsonb_array_elements_text(s)::uuid), c, e, p, ${this.external ? 'NULL' : 'NOT x.erased'}, x.erased
-         FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::bigint[], $5::bigint[], $6::text[], $7::smallint[], $8::jsonb[], $9::timestamptz[], $10::bytea[], $11::boolean[])
-           AS x(m, w, n, r, p, t, i, s, c, e, erased)
+      `INSERT INTO ${this.table} (memory_id, world_id, npc_id, revision, position, text, importance, subjects, created_at, embedding, changed_at, indexed, sealed)
+       SELECT m, w, n, r, p, t, i, ARRAY(SELECT jsonb_array_elements_text(s)::uuid), c, e, p, ${this.external ? 'NULL' : 'true'}, x.sealed
+         FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::bigint[], $5::bigint[], $6::text[], $7::smallint[], $8::jsonb[], $9::timestamptz[], $10::bytea[], $11::jsonb[])
+           AS x(m, w, n, r, p, t, i, s, c, e, sealed)
        ON CONFLICT (memory_id) DO NOTHING`,
       [
         records.map((r) => r.memoryId),
@@ -163,9 +169,33 @@ export class MemoryStore {
         records.map((r) => JSON.stringify(r.subjects)),
         records.map((r) => r.createdAt),
         embeddings,
-        records.map((r) => r.erased),
+        records.map((r) => (r.sealed ? JSON.stringify(r.sealed) : null)),
       ],
     );
+  }
+
+  /**
+   * The text and unit vector of each row: as stored for a memory about no
+   * one, opened from `sealed` for a memory about players; null where a
+   * sealed one does not open (its player erased, or no opener here).
+   */
+  private async open(rows: readonly { text?: string; embedding?: Buffer; sealed?: Sealed | null }[]): Promise<{ text: string | null; embedding: Buffer | null }[]> {
+    const sealed = rows.map((r) => r.sealed ?? null);
+    const opened = this.personal && sealed.some((x) => x !== null) ? await this.personal.open(sealed) : sealed.map(() => null);
+    return rows.map((r, i) => {
+      if (!sealed[i]) return { text: r.text ?? null, embedding: r.embedding ?? null };
+      const plain = opened[i];
+      if (!plain || typeof plain.text !== 'string' || !Array.isArray(plain.embedding)) return { text: null, embedding: null };
+      const vector = plain.embedding as number[];
+      let embedding: Buffer;
+      try {
+        embedding = vectorToBytes(unitVector(vector, vector.length));
+      } catch (error) {
+        if (!(error instanceof InvalidEmbeddingError)) throw error;
+        embedding = Buffer.alloc(vector.length * 4);
+      }
+      return { text: plain.text, embedding };
+    });
   }
 
   /**
@@ -208,12 +238,17 @@ export class MemoryStore {
 
   /** An NPC's rows changed after `after` (all of them for 0n), oldest change first. */
   async changes(worldId: string, npcId: string, after: bigint): Promise<MemoryChange[]> {
-    const { rows } = await this.pool.query<{ memory_id: string; embedding: Buffer; visible: boolean; changed_at: string }>(
-      `SELECT memory_id, embedding, ${VISIBLE} AS visible, changed_at FROM ${this.table}
+    const { rows } = await this.pool.query<{ memory_id: string; embedding: Buffer; sealed: Sealed | null; visible: boolean; changed_at: string }>(
+      `SELECT memory_id, embedding, CASE WHEN ${VISIBLE} THEN sealed END AS sealed, ${VISIBLE} AS visible, changed_at FROM ${this.table}
         WHERE world_id = $1 AND npc_id = $2 AND changed_at > $3 ORDER BY changed_at, memory_id`,
       [worldId, npcId, after.toString()],
     );
-    return rows.map((r) => ({ memoryId: r.memory_id, embedding: r.embedding, visible: r.visible, changedAt: BigInt(r.changed_at) }));
+    const opened = await this.open(rows);
+    return rows.map((r, i) => {
+      const embedding = opened[i]!.embedding;
+      // A sealed vector that no longer opens (its player erased, the erasure not projected yet) is not searchable.
+      return { memoryId: r.memory_id, embedding: embedding ?? Buffer.alloc(0), visible: r.visible && embedding !== null, changedAt: BigInt(r.changed_at) };
+    });
   }
 
   /** The searchable rows among these ids, of this NPC only, with their last retrieval. */
@@ -221,14 +256,15 @@ export class MemoryStore {
     if (ids.length === 0) return [];
     const { rows } = await this.pool.query<RowColumns & { last_accessed_at: Date | null }>(
       // The candidates by primary key first (materialised, so the planner cannot trade it for a scan of the NPC's rows), then the checks.
-      `WITH hit AS MATERIALIZED (SELECT memory_id, world_id, npc_id, text, importance, subjects, created_at, position, rolled_back, forgotten, erased
+      `WITH hit AS MATERIALIZED (SELECT memory_id, world_id, npc_id, text, importance, subjects, created_at, position, rolled_back, forgotten, erased, sealed
                                    FROM ${this.table} WHERE memory_id = ANY ($3::uuid[]))
-       SELECT m.memory_id, m.world_id, m.npc_id, m.text, m.importance, m.subjects, m.created_at, a.last_accessed_at, m.position
+       SELECT m.memory_id, m.world_id, m.npc_id, m.text, m.importance, m.subjects, m.created_at, a.last_accessed_at, m.position, m.sealed
          FROM hit m LEFT JOIN npc_memory_access a USING (memory_id)
         WHERE m.world_id = $1 AND m.npc_id = $2 AND ${VISIBLE.replace(/(rolled_back|forgotten|erased)/g, 'm.$1')}`,
       [worldId, npcId, ids],
     );
-    return rows.map((r) => ({ ...toRow(r), lastAccessedAt: r.last_accessed_at }));
+    const opened = await this.open(rows);
+    return rows.flatMap((r, i) => (opened[i]!.text === null ? [] : [{ ...toRow(r), text: opened[i]!.text!, lastAccessedAt: r.last_accessed_at }]));
   }
 
   /**
@@ -251,11 +287,20 @@ export class MemoryStore {
   /** Rows the external index does not yet reflect, oldest change first. */
   async pendingSync(limit: number): Promise<PendingSync[]> {
     const { rows } = await this.pool.query<RowColumns & { embedding: Buffer; visible: boolean; changed_at: string }>(
-      `SELECT memory_id, world_id, npc_id, text, importance, subjects, created_at, position, embedding, ${VISIBLE} AS visible, changed_at
+      `SELECT memory_id, world_id, npc_id, text, importance, subjects, created_at, position, embedding, CASE WHEN ${VISIBLE} THEN sealed END AS sealed,
+              ${VISIBLE} AS visible, changed_at
          FROM ${this.table} WHERE indexed IS DISTINCT FROM (${VISIBLE}) ORDER BY changed_at LIMIT $1`,
       [limit],
     );
-    return rows.map((r) => ({ ...toRow(r), embedding: r.embedding, visible: r.visible, changedAt: BigInt(r.changed_at) }));
+    const opened = await this.open(rows);
+    // A sealed memory that no longer opens goes with an empty vector: the projector leaves it out of the index.
+    return rows.map((r, i) => ({
+      ...toRow(r),
+      text: opened[i]!.text ?? '',
+      embedding: opened[i]!.embedding ?? Buffer.alloc(0),
+      visible: r.visible,
+      changedAt: BigInt(r.changed_at),
+    }));
   }
 
   /** After the external index took them: each row marked as it was pushed, unless it changed again meanwhile. */

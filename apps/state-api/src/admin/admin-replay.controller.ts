@@ -3,6 +3,7 @@ import { ApiBearerAuth, ApiBody, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { z } from 'zod';
 import { parseStreamId } from '@lorestore/domain';
 import type { EventStore } from '@lorestore/event-store';
+import type { PersonalDataCodec } from '@lorestore/privacy';
 import { worldStateAt, type OperationRecord, type RebuildJobs, type RollbackScope, type Rollbacks, type StateAt, type StreamStateAt } from '@lorestore/replay';
 import { RequireRole, type AuthenticatedRequest } from '../auth/auth.guard';
 import { id, slug, streamIdSchema } from '../commands/command.schemas';
@@ -14,6 +15,7 @@ import { isoTime, parseOrThrow } from '../http/validate';
 import { EVENT_STORE } from '../persistence/tokens';
 import { atMostOnePointInTime, ONE_POINT_MESSAGE, pointInTimeShape, toUntil, type PointInTime } from '../queries/point-in-time';
 import { REBUILD_JOBS, ROLLBACKS, STATE_AT } from '../replay/replay.providers';
+import { PERSONAL_DATA } from '../privacy/privacy.providers';
 
 /** A second of grace for clocks that differ a little. */
 const pastTime = isoTime.refine((t) => Date.parse(t) <= Date.now() + 1000, 'is in the future');
@@ -114,6 +116,7 @@ export class AdminReplayController {
     @Inject(STATE_AT) private readonly stateAt: StateAt,
     @Inject(REBUILD_JOBS) private readonly jobs: RebuildJobs,
     @Inject(EVENT_STORE) private readonly store: EventStore,
+    @Inject(PERSONAL_DATA) private readonly personal: PersonalDataCodec,
   ) {}
 
   @Post('worlds/:worldId/streams/:streamId/rollback')
@@ -239,7 +242,9 @@ export class AdminReplayController {
     if (q.atRevision !== undefined && BigInt(q.atRevision) > head) {
       throw new Problem(422, 'target-beyond-head', 'Bad target', `stream ${streamId} is at revision ${head}; it has no revision ${q.atRevision}`, { currentRevision: Number(head) });
     }
-    return stateView(await this.stateAt.stream(streamId, toUntil(q) ?? {}));
+    // Personal fields opened for the admin (ERASED for an erased player), as the queries show them.
+    const state = await this.stateAt.stream(streamId, toUntil(q) ?? {});
+    return stateView({ ...state, state: await this.personal.open(state.state) });
   }
 
   @Get('worlds/:worldId/state-at')
@@ -256,7 +261,7 @@ export class AdminReplayController {
     return {
       worldId,
       ...(q.atPosition !== undefined ? { atPosition: q.atPosition } : { asOf: q.asOf }),
-      streams: page.streams.map(stateView),
+      streams: (await this.personal.open(page.streams.map((p) => p.state))).map((state, i) => stateView({ ...page.streams[i]!, state })),
       nextCursor: encodeCursor(page.nextCursor),
     };
   }

@@ -11,13 +11,14 @@ import {
   MemoryStore,
   PineconeVectorIndex,
   migrateSemanticMemory,
-  type PersonalDataOpener,
   type VectorIndex,
 } from '@lorestore/semantic-memory';
 import type { AppConfig } from '../config';
 import { APP_CONFIG } from '../config';
 import { Metrics } from '../metrics/metrics';
 import { PG_POOL } from '../persistence/tokens';
+import { PERSONAL_DATA } from '../privacy/privacy.providers';
+import type { PersonalDataCodec } from '@lorestore/privacy';
 
 export const HOT_STATE = Symbol('HOT_STATE');
 export const READ_MODELS = Symbol('READ_MODELS');
@@ -99,7 +100,7 @@ export const createVectorIndex = (config: AppConfig, memories: MemoryStore, logg
 /** The vector-index projection and its rebuild jobs: where the live projections run. */
 export const createMemoryProjection = (
   config: AppConfig,
-  deps: { store: EventStore; pool: Pool; memories: MemoryStore; index: VectorIndex; personal: PersonalDataOpener; metrics: Metrics; logger: Logger },
+  deps: { store: EventStore; pool: Pool; memories: MemoryStore; index: VectorIndex; metrics: Metrics; logger: Logger },
 ): { projector: MemoryProjector; rebuilds: MemoryRebuildWorker } => {
   const logger = runnerLogger(deps.logger);
   const projector = new MemoryProjector({
@@ -108,7 +109,6 @@ export const createMemoryProjection = (
     memories: deps.memories,
     index: deps.index,
     checkpointName: MEMORY_PROJECTION,
-    personal: deps.personal,
     dimension: config.VECTOR_DIMENSION,
     batchSize: config.PROJECTION_BATCH_SIZE,
     lockName: `lorestore.memory-projector.${config.DATABASE_SCHEMA}`,
@@ -120,7 +120,6 @@ export const createMemoryProjection = (
     store: deps.store,
     live: projector,
     external: config.VECTOR_INDEX !== 'embedded',
-    personal: deps.personal,
     schema: config.DATABASE_SCHEMA,
     batchSize: config.PROJECTION_BATCH_SIZE,
     logger,
@@ -142,10 +141,11 @@ export const projectionProviders: Provider[] = [
   {
     provide: MEMORY_STORE,
     // After the read models' migrations: the memory rows' checkpoint lives in their table.
-    inject: [PG_POOL, APP_CONFIG, READ_MODELS],
-    useFactory: async (pool: Pool, config: AppConfig) => {
+    inject: [PG_POOL, APP_CONFIG, PERSONAL_DATA, READ_MODELS],
+    useFactory: async (pool: Pool, config: AppConfig, personal: PersonalDataCodec) => {
       await migrateSemanticMemory(pool, config.DATABASE_SCHEMA);
-      const store = new MemoryStore(pool, MEMORY_PROJECTION, config.VECTOR_INDEX !== 'embedded');
+      // Memories about players stay sealed in the rows: the store opens them as it reads.
+      const store = new MemoryStore(pool, MEMORY_PROJECTION, config.VECTOR_INDEX !== 'embedded', personal);
       const previous = await store.adoptIndexKind(config.VECTOR_INDEX);
       if (previous !== null && previous !== config.VECTOR_INDEX) {
         new NestLogger('VectorIndex').warn(`VECTOR_INDEX changed from ${previous} to ${config.VECTOR_INDEX}: every memory is sent to the new index`);

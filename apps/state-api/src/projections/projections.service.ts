@@ -8,8 +8,6 @@ import { ESDB_MIRROR, EVENT_STORE, PG_POOL } from '../persistence/tokens';
 import type { RebuildWorker } from '@lorestore/replay';
 import { MEMORY_PROJECTION, type MemoryProjector, type MemoryRebuildWorker, type MemoryStore, type VectorIndex } from '@lorestore/semantic-memory';
 import { HOT_STATE, MEMORY_STORE, READ_MODELS, VECTOR_INDEX, createMemoryProjection, createRebuildWorker, createRunner } from './projections.providers';
-import type { PersonalDataCodec } from '@lorestore/privacy';
-import { PERSONAL_DATA } from '../privacy/privacy.providers';
 
 export type ProjectionStatus = {
   name: string;
@@ -55,7 +53,6 @@ export class ProjectionsService implements OnApplicationBootstrap, BeforeApplica
     @Inject(HOT_STATE) private readonly hot: HotStateStore,
     @Inject(MEMORY_STORE) memories: MemoryStore,
     @Inject(VECTOR_INDEX) private readonly vectorIndex: VectorIndex,
-    @Inject(PERSONAL_DATA) personal: PersonalDataCodec,
     @Inject(ESDB_MIRROR) private readonly mirror: EsdbMirror | null,
     metrics: Metrics,
   ) {
@@ -71,7 +68,7 @@ export class ProjectionsService implements OnApplicationBootstrap, BeforeApplica
           })
         : null;
     this.rebuilds = this.runner ? createRebuildWorker(config, { store, pool, hot, runner: this.runner, logger: this.logger }) : null;
-    const memory = this.runner ? createMemoryProjection(config, { store, pool, memories, index: vectorIndex, personal, metrics, logger: this.logger }) : null;
+    const memory = this.runner ? createMemoryProjection(config, { store, pool, memories, index: vectorIndex, metrics, logger: this.logger }) : null;
     this.memoryProjector = memory?.projector ?? null;
     this.memoryRebuilds = memory?.rebuilds ?? null;
     metrics.registerProjectionLag(() => this.statuses());

@@ -1,0 +1,198 @@
+import { Readable } from 'node:stream';
+import { Inject, Injectable } from '@nestjs/common';
+import type { Pool } from 'pg';
+import { EVENT_SCHEMA_VERSIONS, isErasedValue, privacyStreamId, uuidV7, type PlayerErased, type PlayerState } from '@lorestore/domain';
+import { PostgresEventStore, deriveEventId, type EventStore } from '@lorestore/event-store';
+import type { Erasure, PersonalDataCodec, PlayerKeyStore } from '@lorestore/privacy';
+import { MEMORY_PROJECTION } from '@lorestore/semantic-memory';
+import { Problem } from '../http/problem';
+import { EVENT_STORE, PG_POOL } from '../persistence/tokens';
+import { ReadModels } from '../queries/read-models';
+import { KEY_STORE, PERSONAL_DATA } from './privacy.providers';
+
+export type ErasureView = { playerId: string; erasedAt: string; reason: string; erasedBy: string | null; position: number | null };
+
+const EXPORT_PAGE = 1000;
+
+/**
+ * Erasure and export of a player's personal data (GDPR). Erasure destroys
+ * the player's data key (crypto-shredding: every copy of their sealed data,
+ * in the log, its mirrors and backups, is unreadable from that instant),
+ * then appends a PlayerErased audit event, from which every read model drops
+ * what it held. Export reads everything held about the player, opened.
+ */
+@Injectable()
+export class PrivacyService {
+  constructor(
+    @Inject(KEY_STORE) private readonly keys: PlayerKeyStore,
+    @Inject(PERSONAL_DATA) private readonly personal: PersonalDataCodec,
+    @Inject(EVENT_STORE) private readonly store: EventStore,
+    @Inject(PG_POOL) private readonly pool: Pool,
+    private readonly readModels: ReadModels,
+  ) {}
+
+  /** Whether lorestore holds anything of this player: a key (erased or not), a player document, or a memory about them. */
+  async known(playerId: string): Promise<boolean> {
+    const { rows } = await this.pool.query<{ known: boolean }>(
+      `SELECT EXISTS (SELECT 1 FROM player_keys WHERE player_id = $1)
+           OR EXISTS (SELECT 1 FROM player_state WHERE player_id = $1)
+           OR EXISTS (SELECT 1 FROM ${MEMORY_PROJECTION} WHERE $1 = ANY (subjects)) AS known`,
+      [playerId],
+    );
+    return rows[0]!.known;
+  }
+
+  private async mustKnow(playerId: string): Promise<void> {
+    if (!(await this.known(playerId))) throw new Problem(404, 'not-found', 'Player not found', `lorestore holds nothing about player ${playerId}`);
+  }
+
+  /**
+   * Erases a player. Idempotent: a second call changes nothing and answers
+   * the first erasure (its time, reason and position). The key goes first,
+   * so a crash between the two steps leaves the data erased and the audit
+   * event to be appended by the retry.
+   */
+  async erase(playerId: string, reason: string, erasedBy: string, correlationId: string): Promise<ErasureView> {
+    await this.mustKnow(playerId);
+    const { erasure } = await this.keys.erase(playerId, reason, erasedBy);
+    const position = erasure.position ?? (await this.appendErased(erasure, correlationId));
+    return this.view({ ...erasure, position });
+  }
+
+  private async appendErased(erasure: Erasure, correlationId: string): Promise<bigint | null> {
+    const { playerId } = erasure;
+    // The same command id for every attempt at this erasure: the log holds one PlayerErased, whoever retries.
+    const commandId = uuidV7(erasure.erasedAt.getTime(), `erase:${playerId}`);
+    const data: PlayerErased['data'] = { playerId, reason: erasure.reason, erasedBy: erasure.erasedBy, at: erasure.erasedAt.toISOString() };
+    const result = await this.store.appendToStream(
+      privacyStreamId(playerId),
+      [
+        {
+          id: deriveEventId(commandId, 0),
+          type: 'PlayerErased',
+          data,
+          schemaVersion: EVENT_SCHEMA_VERSIONS.PlayerErased,
+          metadata: { commandId, commandType: 'admin.erase_player', correlationId, causationId: commandId, actor: erasure.erasedBy ?? 'admin' },
+        },
+      ],
+      { expectedRevision: 'any', commandId, commandHash: this.personal.digest(`erase:${playerId}`) },
+    );
+    if (result.mirrored === false) return null;
+    const position = result.position.prepare;
+    await this.keys.recordErasePosition(playerId, position);
+    return position;
+  }
+
+  private view(erasure: Erasure): ErasureView {
+    return {
+      playerId: erasure.playerId,
+      erasedAt: erasure.erasedAt.toISOString(),
+      reason: erasure.reason,
+      erasedBy: erasure.erasedBy,
+      position: erasure.position === null ? null : Number(erasure.position),
+    };
+  }
+
+  /**
+   * Everything held about the player, opened, as one JSON document written
+   * piece by piece (actions in pages of 1000): profile, relationships and
+   * counters per world, every recorded action, every memory about them. The
+   * read models are caught up with the log's head first, so nothing
+   * acknowledged before the request is missing.
+   */
+  async export(playerId: string): Promise<Readable> {
+    await this.mustKnow(playerId);
+    if (this.store instanceof PostgresEventStore) {
+      const head = await this.store.headPosition();
+      if (head) for (const projection of ['player_state', 'player_history', MEMORY_PROJECTION]) await this.readModels.waitFor(projection, Number(head.prepare));
+    }
+    const erasure = await this.keys.erasure(playerId);
+    return Readable.from(this.exportChunks(playerId, erasure), { objectMode: false });
+  }
+
+  private async *exportChunks(playerId: string, erasure: Erasure | null): AsyncGenerator<string> {
+    yield `{"playerId":${JSON.stringify(playerId)},"exportedAt":${JSON.stringify(new Date().toISOString())}`;
+    yield `,"erased":${erasure !== null},"erasure":${JSON.stringify(erasure ? this.view(erasure) : null)}`;
+
+    const { rows: docs } = await this.pool.query<{ world_id: string; data: PlayerState; revision: string; updated_at: Date }>(
+      'SELECT world_id, data, revision, updated_at FROM player_state WHERE player_id = $1 ORDER BY world_id',
+      [playerId],
+    );
+    const profiles = await this.personal.open(docs.map((d) => d.data.profile));
+    const worlds = docs.map((d, i) => {
+      const profile = profiles[i] ?? null;
+      const erased = d.data.erasedAt !== undefined || (profile !== null && Object.values(profile).some(isErasedValue));
+      return {
+        worldId: d.world_id,
+        profile: erased ? null : profile,
+        relationships: d.data.relationships,
+        counters: d.data.counters,
+        lastActionAt: d.data.lastActionAt,
+        revision: Number(d.revision),
+        updatedAt: d.updated_at.toISOString(),
+      };
+    });
+    yield `,"worlds":${JSON.stringify(worlds)}`;
+
+    yield ',"actions":[';
+    let after: { worldId: string; revision: string } | null = null;
+    let first = true;
+    for (;;) {
+      const page: { rows: { world_id: string; action: string; context: unknown; at: Date; revision: string; position: string; rolled_back: boolean }[] } = await this.pool.query(
+        `SELECT world_id, action, context, at, revision, position, rolled_back FROM player_history
+          WHERE player_id = $1 AND ($2::text IS NULL OR (world_id, revision) > ($2, $3::bigint))
+          ORDER BY world_id, revision LIMIT $4`,
+        [playerId, after?.worldId ?? null, after?.revision ?? null, EXPORT_PAGE],
+      );
+      if (page.rows.length === 0) break;
+      const contexts = await this.personal.open(page.rows.map((r) => r.context));
+      const items = page.rows.map((r, i) => ({
+        worldId: r.world_id,
+        action: r.action,
+        context: contexts[i],
+        at: r.at.toISOString(),
+        revision: Number(r.revision),
+        position: Number(r.position),
+        rolledBack: r.rolled_back,
+      }));
+      yield (first ? '' : ',') + items.map((item) => JSON.stringify(item)).join(',');
+      first = false;
+      const last = page.rows.at(-1)!;
+      after = { worldId: last.world_id, revision: last.revision };
+      if (page.rows.length < EXPORT_PAGE) break;
+    }
+    yield ']';
+
+    const { rows: memories } = await this.pool.query<{
+      memory_id: string;
+      world_id: string;
+      npc_id: string;
+      text: string;
+      importance: number;
+      subjects: string[];
+      created_at: Date;
+      forgotten: boolean;
+      rolled_back: boolean;
+      sealed: { text: unknown } | null;
+    }>(
+      `SELECT memory_id, world_id, npc_id, text, importance, subjects, created_at, forgotten, rolled_back, sealed FROM ${MEMORY_PROJECTION}
+        WHERE $1 = ANY (subjects) AND NOT erased ORDER BY created_at, memory_id`,
+      [playerId],
+    );
+    // Memories about players keep their text sealed in the rows.
+    const texts = await this.personal.open(memories.map((m) => (m.sealed ? m.sealed.text : m.text)));
+    const memoryItems = memories.map((m, i) => ({
+      memoryId: m.memory_id,
+      worldId: m.world_id,
+      npcId: m.npc_id,
+      text: texts[i],
+      importance: m.importance,
+      createdAt: m.created_at.toISOString(),
+      forgotten: m.forgotten,
+      rolledBack: m.rolled_back,
+      // The other players a memory is about are theirs to know: only how many.
+      otherSubjects: m.subjects.filter((s) => s !== playerId).length,
+    }));
+    yield `,"memories":${JSON.stringify(memoryItems)}}`;
+  }
+}
