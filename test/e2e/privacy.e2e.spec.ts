@@ -100,6 +100,10 @@ describeWithRedis('player erasure and export (e2e, GDPR)', (redisUrl) => {
     return found;
   };
 
+  /** EventStoreDB mode: the events EventStoreDB (the test double) holds, with the strings among `needles` they contain. */
+  const scanEsdb = (needles: string[]): { streamId: string; needle: string }[] =>
+    (t.esdb?.log() ?? []).flatMap((e) => needles.filter((needle) => e.data.includes(needle)).map((needle) => ({ streamId: e.streamId, needle })));
+
   /** Every key under the test's prefix, every field, with the strings among `needles` it contains. */
   const scanRedis = async (needles: string[]): Promise<{ key: string; needle: string }[]> => {
     const found: { key: string; needle: string }[] = [];
@@ -152,6 +156,8 @@ describeWithRedis('player erasure and export (e2e, GDPR)', (redisUrl) => {
 
     expect(await scanTables(Object.values(A))).toEqual([]);
     expect(await scanTables([B.name, B.email, B.chat])).toEqual([]);
+    expect(scanEsdb([...Object.values(A), ...Object.values(B)])).toEqual([]);
+    if (t.esdb) expect(t.esdb.log().some((e) => e.streamId === `player-${w1}-${alice}` && e.data.includes('"$pii":1'))).toBe(true);
     const player = await get(`/v1/worlds/${w1}/players/${alice}`, last.position);
     expect(player.body).toMatchObject({ profile: { displayName: A.name, email: A.email, locale: 'fr-FR' }, erased: false, relationships: { [npcId]: 15 } });
     const history = await get(`/v1/worlds/${w2}/players/${alice}/history`, last.position);
@@ -239,6 +245,7 @@ describeWithRedis('player erasure and export (e2e, GDPR)', (redisUrl) => {
 
     expect(await scanTables(Object.values(A))).toEqual([]);
     expect(await scanRedis(Object.values(A))).toEqual([]);
+    expect(scanEsdb(Object.values(A))).toEqual([]);
     // The read models were rewritten, not only made unreadable: no envelope of hers is left in them.
     const rows = await readModelRows();
     expect(rows.players.filter((p) => p.player_id === alice).map((p) => [p.world_id, p.data.profile ?? null, p.data.erasedAt])).toEqual(

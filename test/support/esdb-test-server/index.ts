@@ -119,7 +119,7 @@ export type EsdbTestServer = {
   /** 'esdb://127.0.0.1:<port>?tls=false' */
   connectionString: string;
   /** every event in log order, for assertions */
-  log(): { streamId: string; revision: bigint; position: bigint; id: string; type: string }[];
+  log(): { streamId: string; revision: bigint; position: bigint; id: string; type: string; data: string }[];
   /** drop every open call and connection abruptly (a network blip / server crash), keep the data */
   disconnectAll(): void;
   /**
@@ -154,7 +154,7 @@ export async function startEsdbTestServer(options: { port?: number; batchAppend?
     port,
     connectionString: `esdb://127.0.0.1:${port}?tls=false`,
     log: () =>
-      log.events().map(({ streamId, revision, position, id, type }) => ({ streamId, revision, position, id, type })),
+      log.events().map(({ streamId, revision, position, id, type, data }) => ({ streamId, revision, position, id, type, data: Buffer.from(data).toString('utf8') })),
     disconnectAll: () => proxy.dropAll(),
     failNext: (method, n, code) => faults.add(method, n, code),
     close: async () => {
