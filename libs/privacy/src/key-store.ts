@@ -28,6 +28,12 @@ export type PlayerKeyStoreOptions = {
   logger?: { warn(msg: string): void };
 };
 
+type Queued = { create: boolean; waiters: { resolve: (key: Buffer | null | undefined) => void; reject: (error: unknown) => void }[] };
+
+/** Key statements in flight at once, and players per statement. */
+const MAX_FLUSHES = 2;
+const FLUSH_MAX = 1000;
+
 type Row = { player_id: string; wrapped_key: Buffer | null; wrapped_by: string; erased_at: Date | null };
 type Entry = { key: Buffer | null; expiresAt: number };
 
@@ -38,7 +44,8 @@ type Entry = { key: Buffer | null; expiresAt: number };
  */
 export class PlayerKeyStore {
   private readonly cache = new Map<string, Entry>();
-  private readonly inFlight = new Map<string, Promise<Buffer | null | undefined>>();
+  private readonly queued = new Map<string, Queued>();
+  private flushes = 0;
   private listener: Client | null = null;
   private listening = false;
   private retry: NodeJS.Timeout | null = null;
@@ -78,34 +85,74 @@ export class PlayerKeyStore {
     return found;
   }
 
-  private async load(ids: string[], create: boolean): Promise<Map<string, Buffer | null>> {
-    // A player asked for by two callers at once is read (or made) once.
-    const waiting = ids.filter((id) => this.inFlight.has(id));
-    const fresh = ids.filter((id) => !this.inFlight.has(id));
-    const result = new Map<string, Buffer | null>();
-    if (fresh.length > 0) {
-      const query = this.fetch(fresh, create);
-      for (const id of fresh) this.inFlight.set(id, query.then((m) => m.get(id)));
-      try {
-        for (const [id, key] of await query) result.set(id, key);
-      } finally {
-        for (const id of fresh) this.inFlight.delete(id);
+  /**
+   * Every key not in the cache goes through one queue: at most
+   * MAX_FLUSHES statements at a time, each for every player asked for since
+   * the last one (up to FLUSH_MAX), so a burst of new players costs a few
+   * commits, not one each (the same idea as the event store's group commit).
+   */
+  private load(ids: readonly string[], create: boolean): Promise<Map<string, Buffer | null>> {
+    return Promise.all(ids.map((id) => this.request(id, create))).then((keys) => {
+      const found = new Map<string, Buffer | null>();
+      ids.forEach((id, i) => {
+        if (keys[i] !== undefined) found.set(id, keys[i]!);
+      });
+      return found;
+    });
+  }
+
+  private request(id: string, create: boolean): Promise<Buffer | null | undefined> {
+    return new Promise((resolve, reject) => {
+      const entry = this.queued.get(id);
+      if (entry) {
+        entry.create ||= create;
+        entry.waiters.push({ resolve, reject });
+      } else {
+        this.queued.set(id, { create, waiters: [{ resolve, reject }] });
       }
+      this.kick();
+    });
+  }
+
+  private kick(): void {
+    while (this.flushes < MAX_FLUSHES && this.queued.size > 0) {
+      const batch: [string, Queued][] = [];
+      for (const [id, entry] of this.queued) {
+        batch.push([id, entry]);
+        this.queued.delete(id);
+        if (batch.length === FLUSH_MAX) break;
+      }
+      this.flushes++;
+      void this.flush(batch).finally(() => {
+        this.flushes--;
+        this.kick();
+      });
     }
-    for (const id of waiting) {
-      const key = await this.inFlight.get(id);
-      if (key !== undefined) result.set(id, key);
-      else if (create) for (const [k, v] of await this.fetch([id], true)) result.set(k, v);
+  }
+
+  private async flush(batch: [string, Queued][]): Promise<void> {
+    const creates = batch.filter(([, e]) => e.create).map(([id]) => id);
+    const reads = batch.filter(([, e]) => !e.create).map(([id]) => id);
+    try {
+      const none = new Map<string, Buffer | null>();
+      const [made, read] = await Promise.all([creates.length ? this.fetch(creates, true) : none, reads.length ? this.fetch(reads, false) : none]);
+      for (const [id, entry] of batch) {
+        const key = made.has(id) ? made.get(id) : read.get(id);
+        for (const waiter of entry.waiters) waiter.resolve(key);
+      }
+    } catch (error) {
+      for (const [, entry] of batch) for (const waiter of entry.waiters) waiter.reject(error);
     }
-    return result;
   }
 
   private async fetch(ids: string[], create: boolean): Promise<Map<string, Buffer | null>> {
     let rows: Row[];
     if (create) {
       const wrapped = await Promise.all(ids.map(() => this.options.wrapper.wrap(randomBytes(KEY_BYTES))));
-      ({ rows } = await this.options.pool.query<Row>(
-        `WITH ins AS (
+      // Named: prepared once per connection (planning this statement costs more than running it).
+      ({ rows } = await this.options.pool.query<Row>({
+        name: 'lorestore-player-keys-create',
+        text: `WITH ins AS (
            INSERT INTO player_keys (player_id, wrapped_key, wrapped_by)
            SELECT * FROM unnest($1::uuid[], $2::bytea[], $3::text[])
            ON CONFLICT (player_id) DO NOTHING
@@ -114,8 +161,8 @@ export class PlayerKeyStore {
          UNION ALL
          SELECT player_id::text, wrapped_key, wrapped_by, erased_at FROM player_keys
           WHERE player_id = ANY ($1::uuid[]) AND player_id NOT IN (SELECT player_id FROM ins)`,
-        [ids, wrapped, ids.map(() => this.options.wrapper.id)],
-      ));
+        values: [ids, wrapped, ids.map(() => this.options.wrapper.id)],
+      }));
       if (rows.length < ids.length) {
         // Made by a concurrent transaction that committed after this statement's snapshot: read it now.
         const seen = new Set(rows.map((r) => r.player_id));
@@ -135,10 +182,11 @@ export class PlayerKeyStore {
 
   private async select(ids: string[]): Promise<Row[]> {
     if (ids.length === 0) return [];
-    const { rows } = await this.options.pool.query<Row>(
-      'SELECT player_id::text, wrapped_key, wrapped_by, erased_at FROM player_keys WHERE player_id = ANY ($1::uuid[])',
-      [ids],
-    );
+    const { rows } = await this.options.pool.query<Row>({
+      name: 'lorestore-player-keys-read',
+      text: 'SELECT player_id::text, wrapped_key, wrapped_by, erased_at FROM player_keys WHERE player_id = ANY ($1::uuid[])',
+      values: [ids],
+    });
     return rows;
   }
 
