@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { runCellInWorker } from './append/cell';
 import type { ContenderConfig } from './append/contender';
-import { summarize, type Cell } from './append/summary';
+import { SERVICE_DEFAULT_BATCHES, summarize, type Cell } from './append/summary';
 import { acquireDatabase, adminPool, checkpoint, dropSchemas, freshSchema, redactUrl } from './support/database';
 import { envIntList, envNumber, log } from './support/env';
 import { describeMachine, durabilityWarnings, machineLine } from './support/machine';
@@ -31,6 +31,8 @@ export const runAppendBench = async (): Promise<void> => {
   const streams = envNumber('BENCH_STREAMS', 0, 0, 1_000_000);
   const prefill = envNumber('BENCH_PREFILL', 0, 0, 10_000_000);
   const cpuProfDir = process.env.BENCH_CPU_PROF;
+  // The cost of encryption (issue: personal fields within 15% of none): the same chat-context event, plain and sealed.
+  const personal = envNumber('BENCH_PERSONAL', 1, 0, 1) === 1;
 
   const db = await acquireDatabase();
   const admin = adminPool(db.url);
@@ -60,6 +62,18 @@ export const runAppendBench = async (): Promise<void> => {
           groupCommit: { maxConcurrentBatches: n, maxBatchSize },
         }),
       ),
+      ...(personal
+        ? (['plain', 'sealed', 'sealed-new-player'] as const).map(
+            (mode): ContenderConfig => ({
+              kind: 'lorestore-personal',
+              label: `lorestore b${SERVICE_DEFAULT_BATCHES}, chat context ${mode === 'plain' ? 'plain' : mode === 'sealed' ? 'sealed (known players)' : 'sealed (a new player each)'}`,
+              url: db.url,
+              schema: schema(`bench_personal_${mode.replace(/-/g, '_')}`),
+              groupCommit: { maxConcurrentBatches: SERVICE_DEFAULT_BATCHES, maxBatchSize },
+              personal: mode,
+            }),
+          )
+        : []),
     ];
 
     const prefilled = new Set<string>();
@@ -90,6 +104,7 @@ export const runAppendBench = async (): Promise<void> => {
           contender: contender.label,
           kind: contender.kind,
           maxConcurrentBatches: contender.groupCommit?.maxConcurrentBatches ?? null,
+          personal: contender.personal ?? null,
           writers,
           ...result,
         });
@@ -116,6 +131,7 @@ export const runAppendBench = async (): Promise<void> => {
       streams: streams === 0 ? 'a new stream per append' : streams,
       prefilledEvents: prefill,
       groupCommit: { maxConcurrentBatches: batchSettings, maxBatchSize },
+      personalCells: personal,
     },
     targets: summary.targets,
     cells: summary.cells,

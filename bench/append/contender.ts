@@ -16,7 +16,16 @@ export type AppendSpec = {
   event: BenchEvent;
 };
 
-export type ContenderKind = 'raw-pg' | 'emmett' | 'lorestore';
+/** `lorestore-personal`: lorestore with a chat-like personal context per event, plain or sealed (the cost of encryption). */
+export type ContenderKind = 'raw-pg' | 'emmett' | 'lorestore' | 'lorestore-personal';
+
+/**
+ * The personal-data cells: `plain` writes the chat context as it is; `sealed`
+ * seals it per player (AES-256-GCM, keys cached: players of a pool of 10,000
+ * seen before); `sealed-new-player` gives every append a player never seen,
+ * so each one first creates and stores that player's key.
+ */
+export type PersonalMode = 'plain' | 'sealed' | 'sealed-new-player';
 
 export type ContenderConfig = {
   kind: ContenderKind;
@@ -25,6 +34,7 @@ export type ContenderConfig = {
   /** Each contender writes into its own schema, created on open, dropped by the orchestrator. */
   schema: string;
   groupCommit?: GroupCommitOptions;
+  personal?: PersonalMode;
 };
 
 export interface Contender {

@@ -1,8 +1,16 @@
-import { createHash } from 'node:crypto';
+import { createHash, createHmac, randomUUID } from 'node:crypto';
 import { PostgresEventStore } from '@lorestore/event-store';
 import { createPostgresPool } from '@lorestore/infra';
+import { LocalKeyWrapper, PersonalDataCodec, PlayerKeyStore, migratePrivacy } from '@lorestore/privacy';
+import { BENCH_MASTER_KEY } from '../support/service-env';
 import { prefillLorestore } from '../support/history';
 import { poolSizeFor, type AppendSpec, type Contender, type ContenderConfig } from './contender';
+
+/** What a game puts in an action's context: free text, as chat (personal data: sealed per player). */
+const CHAT = { text: 'meet me at the old mill at dawn, bring twelve iron ore and the map', channel: 'party', mentions: 2 };
+const PLAYERS = 10_000;
+
+const sha256 = (text: string) => createHash('sha256').update(text).digest('base64url');
 
 /**
  * lorestore's PostgresEventStore as the service calls it: one event per
@@ -24,13 +32,41 @@ export const openLorestore = async (config: ContenderConfig, writers: number): P
       batchMs += ms;
     },
   });
+  // The personal cells: the service's command path for a PlayerActionRecorded with a chat context,
+  // with (sealed) or without (plain) the codec: key lookup, AES-256-GCM, the keyed command hash.
+  const mode = config.personal;
+  let keys: PlayerKeyStore | null = null;
+  let codec: PersonalDataCodec | null = null;
+  const wrapper = new LocalKeyWrapper(Buffer.from(BENCH_MASTER_KEY, 'base64'));
+  // The service hashes every command keyed (HMAC), personal or not: so do both sides here.
+  const hashKey = wrapper.hmacKey('command-hash');
+  const hmac = (text: string) => createHmac('sha256', hashKey).update(text).digest('base64url');
+  if (mode === 'sealed' || mode === 'sealed-new-player') {
+    await migratePrivacy(pool, config.schema);
+    keys = new PlayerKeyStore({ pool, wrapper });
+    codec = new PersonalDataCodec(keys, { hashKey });
+  }
+  const players = Array.from({ length: PLAYERS }, () => randomUUID());
+  let next = 0;
+  const personalEvent = async (spec: AppendSpec): Promise<{ data: unknown; hash: string }> => {
+    const playerId = mode === 'sealed-new-player' ? randomUUID() : players[next++ % PLAYERS]!;
+    const data = { playerId, action: 'chat', context: CHAT, at: new Date().toISOString(), recordedAt: new Date().toISOString() };
+    if (!codec) return { data, hash: hmac(JSON.stringify(data)) };
+    const [sealed] = await codec.seal([{ type: spec.event.type, data }]);
+    return { data: sealed!.data, hash: codec.digest(JSON.stringify(data)) };
+  };
+  if (codec && mode === 'sealed') {
+    // Known players: their keys exist and are cached (a live world's players come back).
+    for (let i = 0; i < PLAYERS; i += 1000) await keys!.keys(players.slice(i, i + 1000), { create: true });
+  }
   return {
     append: async (spec: AppendSpec) => {
       const { event } = spec;
-      await store.appendToStream(spec.streamId, [{ id: event.id, type: event.type, data: event.data, metadata: event.metadata, schemaVersion: 1 }], {
+      const { data, hash } = mode ? await personalEvent(spec) : { data: event.data, hash: sha256(JSON.stringify(event.data)) };
+      await store.appendToStream(spec.streamId, [{ id: event.id, type: event.type, data, metadata: event.metadata, schemaVersion: 1 }], {
         expectedRevision: spec.revision === 0n ? 'no_stream' : 'any',
         commandId: spec.commandId,
-        commandHash: createHash('sha256').update(JSON.stringify(event.data)).digest('base64url'),
+        commandHash: hash,
       });
     },
     prefill: (events: number) => prefillLorestore(pool, config.schema, events),
@@ -45,6 +81,7 @@ export const openLorestore = async (config: ContenderConfig, writers: number): P
       batchMs = 0;
     },
     close: async () => {
+      await keys?.close();
       await store.close();
       await pool.end();
     },

@@ -1,12 +1,12 @@
 import { ratio, type Table } from '../support/report';
 import type { CellResult } from './cell';
-import type { ContenderKind } from './contender';
+import type { ContenderKind, PersonalMode } from './contender';
 
 /** The service's default (GROUP_COMMIT_CONCURRENCY in apps/state-api): the setting the targets are judged on. */
 export const SERVICE_DEFAULT_BATCHES = 2;
-export const TARGETS = { eventsPerSecond: 10_000, vsRawPg: 1.5, vsEmmett: 1.0 };
+export const TARGETS = { eventsPerSecond: 10_000, vsRawPg: 1.5, vsEmmett: 1.0, sealedVsPlain: 0.85 };
 
-export type Cell = { contender: string; kind: ContenderKind; maxConcurrentBatches: number | null; writers: number } & CellResult;
+export type Cell = { contender: string; kind: ContenderKind; maxConcurrentBatches: number | null; personal?: PersonalMode | null; writers: number } & CellResult;
 
 const met = (ok: boolean): string => (ok ? 'met' : 'missed');
 
@@ -38,6 +38,25 @@ export const summarize = (cells: Cell[], title: string) => {
   };
   const judgedVerdict = verdict(judged);
 
+  // Encryption: sealed against plain, same event, same setting, each level; judged with known players.
+  const personalAt = (writers: number, mode: PersonalMode) => cells.find((c) => c.writers === writers && c.personal === mode);
+  const levels = [...new Set(cells.filter((c) => c.personal).map((c) => c.writers))].sort((a, b) => a - b);
+  const encryption = levels.map((writers) => {
+    const plain = personalAt(writers, 'plain');
+    const sealed = personalAt(writers, 'sealed');
+    const fresh = personalAt(writers, 'sealed-new-player');
+    const sealedVsPlain = plain && sealed ? ratio(sealed.opsPerSecond, plain.opsPerSecond) : null;
+    return {
+      writers,
+      plain: plain?.opsPerSecond ?? null,
+      sealed: sealed?.opsPerSecond ?? null,
+      sealedNewPlayer: fresh?.opsPerSecond ?? null,
+      sealedVsPlain,
+      newPlayerVsPlain: plain && fresh ? ratio(fresh.opsPerSecond, plain.opsPerSecond) : null,
+      met: sealedVsPlain !== null && sealedVsPlain >= TARGETS.sealedVsPlain,
+    };
+  });
+
   const table: Table = {
     title,
     headers: ['writers', 'contender', 'events/s', 'p50 ms', 'p99 ms', 'errors', 'vs raw', 'vs emmett', 'batch size'],
@@ -64,10 +83,15 @@ export const summarize = (cells: Cell[], title: string) => {
         `${judgedVerdict.vsEmmett.actual}x emmett (>= ${TARGETS.vsEmmett}: ${met(judgedVerdict.vsEmmett.met)})`
       : '',
     best ? `best group-commit setting at ${top} writers: ${best.contender} (${best.opsPerSecond} events/s)` : '',
+    ...encryption.map(
+      (e) =>
+        `encryption at ${e.writers} writer(s): sealed ${e.sealed} vs plain ${e.plain} events/s = ${e.sealedVsPlain}x (>= ${TARGETS.sealedVsPlain}: ${met(e.met)}); ` +
+        `a new player each append (key made and stored first): ${e.sealedNewPlayer} events/s = ${e.newPlayerVsPlain}x`,
+    ),
   ].filter(Boolean);
 
   return {
-    targets: { serviceDefault: judgedVerdict, bestGroupCommit: verdict(best) },
+    targets: { serviceDefault: judgedVerdict, bestGroupCommit: verdict(best), encryption },
     cells: cells.map((c) => ({ ...c, ...comparisons(c) })),
     table,
     notes,

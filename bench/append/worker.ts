@@ -14,6 +14,7 @@ const open = (config: ContenderConfig, writers: number): Promise<Contender> => {
     case 'emmett':
       return openEmmett(config, writers);
     case 'lorestore':
+    case 'lorestore-personal':
       return openLorestore(config, writers);
   }
 };
