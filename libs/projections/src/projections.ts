@@ -141,9 +141,6 @@ export const applyHistoryErasure = (rows: Iterable<HistoryRow>, erasure: Erasure
 export const erasedPlayersOf = (events: readonly RecordedEvent[]): string[] =>
   [...new Set(events.filter((e) => e.type === 'PlayerErased').map((e) => (e.data as PlayerErased['data']).playerId))];
 
-/** Whether a projection reads erasures (the player projections do). */
-export const readsErasures = (projection: Projection): boolean => projection.kind === 'rows' || projection.aggregate === 'player';
-
 export const applyHistoryReset = (rows: Iterable<HistoryRow>, reset: HistoryReset): void => {
   for (const row of rows) {
     if (row.worldId === reset.worldId && row.playerId === reset.playerId && row.revision < reset.before) {

@@ -470,6 +470,11 @@ export class ProjectionRunner {
         const covered = after.filter((e) => comparePositions(e.position, upTo) <= 0);
         if (covered.length > 0) {
           const docs = [...(await this.options.readModels.loadDocs(docKeysOf(this.projections, covered))).values()];
+          // An erasure since the bypass rewrote the player's documents in every world: those too.
+          const erased = erasedPlayersOf(covered);
+          if (erased.length > 0 && this.projections.some((p) => p.kind === 'doc' && p.aggregate === 'player')) {
+            docs.push(...(await this.options.readModels.loadPlayerDocs(erased)).values());
+          }
           for (const doc of docs) {
             const generation = this.generations.get(doc.table) ?? 1;
             if (generation !== 1) doc.generation = generation;

@@ -323,6 +323,20 @@ export class MemoryStore {
     return rows[0]!.pending;
   }
 
+  /**
+   * Every memory about a player that is not erased (forgotten and rolled-back
+   * ones too, marked), opened, oldest first: for an export of their data.
+   */
+  async aboutPlayer(playerId: string): Promise<(Omit<MemoryRow, 'lastAccessedAt'> & { forgotten: boolean; rolledBack: boolean })[]> {
+    const { rows } = await this.pool.query<RowColumns & { forgotten: boolean; rolled_back: boolean }>(
+      `SELECT memory_id, world_id, npc_id, text, importance, subjects, created_at, position, sealed, forgotten, rolled_back FROM ${this.table}
+        WHERE $1 = ANY (subjects) AND NOT erased ORDER BY created_at, memory_id`,
+      [playerId],
+    );
+    const opened = await this.open(rows);
+    return rows.flatMap((r, i) => (opened[i]!.text === null ? [] : [{ ...toRow(r), text: opened[i]!.text!, forgotten: r.forgotten, rolledBack: r.rolled_back }]));
+  }
+
   /** Whether this memory is one of the NPC's (recorded, whatever its state now). */
   async exists(worldId: string, npcId: string, memoryId: string): Promise<boolean> {
     const { rows } = await this.pool.query(`SELECT 1 FROM ${this.table} WHERE memory_id = $1 AND world_id = $2 AND npc_id = $3`, [memoryId, worldId, npcId]);

@@ -1,14 +1,16 @@
 import { Readable } from 'node:stream';
 import { Inject, Injectable } from '@nestjs/common';
 import type { Pool } from 'pg';
-import { EVENT_SCHEMA_VERSIONS, isErasedValue, privacyStreamId, uuidV7, type PlayerErased, type PlayerState } from '@lorestore/domain';
+import { EVENT_SCHEMA_VERSIONS, privacyStreamId, uuidV7, type PlayerErased, type PlayerState } from '@lorestore/domain';
 import { PostgresEventStore, deriveEventId, type EventStore } from '@lorestore/event-store';
 import type { Erasure, PersonalDataCodec, PlayerKeyStore } from '@lorestore/privacy';
-import { MEMORY_PROJECTION } from '@lorestore/semantic-memory';
+import { MEMORY_PROJECTION, type MemoryStore } from '@lorestore/semantic-memory';
 import { Problem } from '../http/problem';
 import { EVENT_STORE, PG_POOL } from '../persistence/tokens';
 import { ReadModels } from '../queries/read-models';
+import { MEMORY_STORE } from '../projections/projections.providers';
 import { KEY_STORE, PERSONAL_DATA } from './privacy.providers';
+import { profileView } from './profile-view';
 
 export type ErasureView = { playerId: string; erasedAt: string; reason: string; erasedBy: string | null; position: number | null };
 
@@ -28,6 +30,7 @@ export class PrivacyService {
     @Inject(PERSONAL_DATA) private readonly personal: PersonalDataCodec,
     @Inject(EVENT_STORE) private readonly store: EventStore,
     @Inject(PG_POOL) private readonly pool: Pool,
+    @Inject(MEMORY_STORE) private readonly memories: MemoryStore,
     private readonly readModels: ReadModels,
   ) {}
 
@@ -120,11 +123,10 @@ export class PrivacyService {
     );
     const profiles = await this.personal.open(docs.map((d) => d.data.profile));
     const worlds = docs.map((d, i) => {
-      const profile = profiles[i] ?? null;
-      const erased = d.data.erasedAt !== undefined || (profile !== null && Object.values(profile).some(isErasedValue));
+      const { profile } = profileView(d.data, profiles[i] ?? null);
       return {
         worldId: d.world_id,
-        profile: erased ? null : profile,
+        profile,
         relationships: d.data.relationships,
         counters: d.data.counters,
         lastActionAt: d.data.lastActionAt,
@@ -163,33 +165,15 @@ export class PrivacyService {
     }
     yield ']';
 
-    const { rows: memories } = await this.pool.query<{
-      memory_id: string;
-      world_id: string;
-      npc_id: string;
-      text: string;
-      importance: number;
-      subjects: string[];
-      created_at: Date;
-      forgotten: boolean;
-      rolled_back: boolean;
-      sealed: { text: unknown } | null;
-    }>(
-      `SELECT memory_id, world_id, npc_id, text, importance, subjects, created_at, forgotten, rolled_back, sealed FROM ${MEMORY_PROJECTION}
-        WHERE $1 = ANY (subjects) AND NOT erased ORDER BY created_at, memory_id`,
-      [playerId],
-    );
-    // Memories about players keep their text sealed in the rows.
-    const texts = await this.personal.open(memories.map((m) => (m.sealed ? m.sealed.text : m.text)));
-    const memoryItems = memories.map((m, i) => ({
-      memoryId: m.memory_id,
-      worldId: m.world_id,
-      npcId: m.npc_id,
-      text: texts[i],
+    const memoryItems = (await this.memories.aboutPlayer(playerId)).map((m) => ({
+      memoryId: m.memoryId,
+      worldId: m.worldId,
+      npcId: m.npcId,
+      text: m.text,
       importance: m.importance,
-      createdAt: m.created_at.toISOString(),
+      createdAt: m.createdAt.toISOString(),
       forgotten: m.forgotten,
-      rolledBack: m.rolled_back,
+      rolledBack: m.rolledBack,
       // The other players a memory is about are theirs to know: only how many.
       otherSubjects: m.subjects.filter((s) => s !== playerId).length,
     }));

@@ -1,8 +1,9 @@
 import { Inject } from '@nestjs/common';
 import { QueryHandler, type IQueryHandler } from '@nestjs/cqrs';
-import { inRanges, isErasedValue, streamIds, type PlayerActionRecorded, type PlayerState } from '@lorestore/domain';
+import { inRanges, streamIds, type PlayerActionRecorded, type PlayerState } from '@lorestore/domain';
 import type { PersonalDataCodec } from '@lorestore/privacy';
 import { PERSONAL_DATA } from '../privacy/privacy.providers';
+import { profileView } from '../privacy/profile-view';
 import type { EventStore } from '@lorestore/event-store';
 import type { StateAt } from '@lorestore/replay';
 import { STATE_AT } from '../replay/replay.providers';
@@ -41,13 +42,12 @@ export class GetPlayerHandler implements IQueryHandler<GetPlayer> {
     // A player rolled back to before its first event has a document again at its initial state.
     if (!last || state.playerId === null) throw new Problem(404, 'not-found', 'Player not found', `player ${playerId} has no recorded state in world ${worldId}`);
     // The profile is sealed with the player's key; erased (key destroyed), it reads as nothing.
-    const profile = await this.personal.open(state.profile);
-    const erased = state.erasedAt !== undefined || (profile !== null && Object.values(profile).some(isErasedValue));
+    const { profile, erased } = profileView(state, await this.personal.open(state.profile));
     return {
       playerId,
       relationships: state.relationships,
       counters: state.counters,
-      profile: erased ? null : profile,
+      profile,
       erased,
       lastActionAt: state.lastActionAt,
       revision: Number(last.revision),
