@@ -45,6 +45,11 @@ type Entry = { key: Buffer | null; expiresAt: number };
 export class PlayerKeyStore {
   private readonly cache = new Map<string, Entry>();
   private readonly queued = new Map<string, Queued>();
+  /**
+   * Bumped for a player each time this process is told of their erasure: a
+   * read that started before must not put the destroyed key back in the cache.
+   */
+  private readonly epochs = new Map<string, number>();
   private flushes = 0;
   private listener: Client | null = null;
   private listening = false;
@@ -134,18 +139,21 @@ export class PlayerKeyStore {
     const creates = batch.filter(([, e]) => e.create).map(([id]) => id);
     const reads = batch.filter(([, e]) => !e.create).map(([id]) => id);
     try {
-      const none = new Map<string, Buffer | null>();
+      const none = new Map<string, Buffer | null | Error>();
       const [made, read] = await Promise.all([creates.length ? this.fetch(creates, true) : none, reads.length ? this.fetch(reads, false) : none]);
       for (const [id, entry] of batch) {
         const key = made.has(id) ? made.get(id) : read.get(id);
-        for (const waiter of entry.waiters) waiter.resolve(key);
+        // A key that does not unwrap fails its own callers only, not the others of the batch.
+        for (const waiter of entry.waiters) if (key instanceof Error) waiter.reject(key);
+        else waiter.resolve(key);
       }
     } catch (error) {
       for (const [, entry] of batch) for (const waiter of entry.waiters) waiter.reject(error);
     }
   }
 
-  private async fetch(ids: string[], create: boolean): Promise<Map<string, Buffer | null>> {
+  private async fetch(ids: string[], create: boolean): Promise<Map<string, Buffer | null | Error>> {
+    const epochs = new Map(ids.map((id) => [id, this.epochs.get(id) ?? 0]));
     let rows: Row[];
     if (create) {
       const wrapped = await Promise.all(ids.map(() => this.options.wrapper.wrap(randomBytes(KEY_BYTES))));
@@ -171,11 +179,18 @@ export class PlayerKeyStore {
     } else {
       rows = await this.select(ids);
     }
-    const keys = new Map<string, Buffer | null>();
+    const keys = new Map<string, Buffer | null | Error>();
     for (const row of rows) {
-      const key = row.wrapped_key === null ? null : await this.unwrap(row);
+      let key: Buffer | null;
+      try {
+        key = row.wrapped_key === null ? null : await this.unwrap(row);
+      } catch (error) {
+        keys.set(row.player_id, error as Error);
+        continue;
+      }
       keys.set(row.player_id, key);
-      this.remember(row.player_id, key);
+      // Told of an erasure while this read was out: the answer stands for this caller, the cache keeps the erasure.
+      if ((this.epochs.get(row.player_id) ?? 0) === epochs.get(row.player_id)) this.remember(row.player_id, key);
     }
     return keys;
   }
@@ -212,8 +227,9 @@ export class PlayerKeyStore {
     while (this.cache.size > max) this.cache.delete(this.cache.keys().next().value as string);
   }
 
-  /** Drops a player's key from this process's cache (told of an erasure). */
+  /** Drops a player's key from this process's cache (told of an erasure); reads already out do not bring it back. */
   forget(playerId: string): void {
+    this.epochs.set(playerId, (this.epochs.get(playerId) ?? 0) + 1);
     this.cache.delete(playerId);
   }
 
@@ -257,6 +273,7 @@ export class PlayerKeyStore {
        SELECT erased_at, true AS fresh FROM erased, (SELECT count(*) FROM told) t`,
       [playerId, reason, erasedBy, this.options.wrapper.id, ERASED_CHANNEL],
     );
+    this.forget(playerId);
     this.remember(playerId, null);
     if (rows[0]) return { erasure: { playerId, erasedAt: rows[0].erased_at, reason, erasedBy, position: null }, fresh: true };
     const before = await this.erasure(playerId);

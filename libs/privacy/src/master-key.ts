@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes } from 'node:crypto';
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, link, mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { KEY_BYTES } from './envelope';
 
@@ -82,13 +82,18 @@ export const loadOrCreateMasterKeyFile = async (dataDir: string): Promise<{ key:
   }
   await mkdir(dataDir, { recursive: true });
   const key = randomBytes(KEY_BYTES);
+  // Written whole under a name of its own, then linked into place: link fails if the file exists, so two
+  // processes starting together agree on one key, and neither ever reads a half-written file.
+  const temp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
+  await writeFile(temp, `${key.toString('base64')}\n`, { mode: 0o600, flag: 'wx' });
   try {
-    // 'wx': two processes starting together do not overwrite each other's key.
-    await writeFile(file, `${key.toString('base64')}\n`, { mode: 0o600, flag: 'wx' });
-    await chmod(file, 0o600);
+    await chmod(temp, 0o600);
+    await link(temp, file);
     return { key, file, created: true };
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     return { key: parseMasterKey(await readFile(file, 'utf8')), file, created: false };
+  } finally {
+    await unlink(temp).catch(() => undefined);
   }
 };

@@ -222,8 +222,10 @@ export const planBatch = (projections: readonly Projection[], current: ReadonlyM
         const at = event.created.toISOString();
         for (const source of [current, changed]) {
           for (const [key, doc] of source) {
-            if (doc.table !== players.name || doc.id !== playerId || changed.get(key)?.position === event.position.prepare) continue;
+            if (doc.table !== players.name || doc.id !== playerId) continue;
             const latest = changed.get(key) ?? doc;
+            // Already past this erasure (rewritten by it, or a redelivered batch): nothing to do.
+            if (latest.position >= event.position.prepare) continue;
             // The same revision (the player's stream did not move), a later position: newer to every sink.
             changed.set(key, { ...latest, state: erasePlayerState(latest.state as PlayerState, erasedAt), position: event.position.prepare, updatedAt: at });
           }
@@ -253,7 +255,11 @@ export const planBatch = (projections: readonly Projection[], current: ReadonlyM
       throw new ProjectionGapError(projection.name, event.streamId, expected, event.revision);
     }
     const decider = deciders[projection.aggregate];
-    const state = decider.evolve(before ? before.state : decider.initialState(), toDomainEvent(event));
+    let state = decider.evolve(before ? before.state : decider.initialState(), toDomainEvent(event));
+    // An erased player stays erased in the read model: a rollback (which replaces the whole state) brings
+    // back only envelopes that no longer open, and the document keeps saying so.
+    const erasedAt = projection.aggregate === 'player' ? (before?.state as PlayerState | undefined)?.erasedAt : undefined;
+    if (erasedAt !== undefined && (state as PlayerState).erasedAt === undefined) state = erasePlayerState(state as PlayerState, erasedAt);
     changed.set(key, {
       table: projection.name,
       streamId: event.streamId,
