@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import { ApiError, NetworkError } from './errors';
 import type { ProblemBody } from './types';
 
@@ -55,10 +56,92 @@ export class ApiClient {
     return this.send<T>('POST', path, {}, body);
   }
 
-  private async send<T>(method: 'GET' | 'POST', path: string, query: Query, body?: unknown): Promise<T> {
+  /**
+   * A GET whose JSON answer is streamed instead of read whole (a player's
+   * export can be large): resolves once a 2xx answer's headers are in, with
+   * its body as a byte stream. Error answers and transport failures throw as
+   * for get(); a body that breaks off errors the stream with a NetworkError.
+   * The timeout covers the wait for the headers, then each pause between
+   * chunks of the body (not the whole transfer).
+   */
+  async download(path: string, query: Query = {}): Promise<Readable> {
+    const url = this.urlFor(path, query);
+    const abort = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    const arm = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => abort.abort(new DOMException('no answer in time', 'TimeoutError')), this.timeoutMs);
+    };
+    arm();
+    let response: Response;
+    try {
+      response = await fetch(url, {
+        method: 'GET',
+        headers: { authorization: `Bearer ${this.options.apiKey}`, accept: 'application/json, application/problem+json' },
+        signal: abort.signal,
+      });
+      if (!response.ok || !/json/i.test(response.headers.get('content-type') ?? '')) {
+        const text = await response.text();
+        clearTimeout(timer);
+        if (!response.ok) throw this.failure('GET', url, response, text);
+        throw new ApiError('GET', url, { type: 'about:blank', title: 'Not JSON', status: 502, detail: `GET ${path} answered ${response.status} with a body that is not JSON; is ${this.baseUrl} a lorestore server?` });
+      }
+    } catch (error) {
+      clearTimeout(timer);
+      if (error instanceof ApiError) throw error;
+      throw new NetworkError(this.baseUrl, reasonOf(error));
+    }
+    if (!response.body) return Readable.from([]);
+    const reader = response.body.getReader();
+    const baseUrl = this.baseUrl;
+    let done = false;
+    async function* chunks(): AsyncGenerator<Uint8Array> {
+      for (;;) {
+        arm();
+        let next: Awaited<ReturnType<typeof reader.read>>;
+        try {
+          next = await reader.read();
+        } catch (error) {
+          throw new NetworkError(baseUrl, `the answer broke off: ${reasonOf(error)}`);
+        } finally {
+          // Not while the destination takes its time with a chunk: only the server's pauses count.
+          clearTimeout(timer);
+        }
+        if (next.done) {
+          done = true;
+          return;
+        }
+        yield next.value;
+      }
+    }
+    const stream = Readable.from(chunks(), { objectMode: false });
+    // Destroyed before the end (the destination failed, or was never opened): drop the connection instead of leaving it open.
+    stream.once('close', () => {
+      clearTimeout(timer);
+      if (!done) reader.cancel().catch(() => undefined);
+    });
+    return stream;
+  }
+
+  private urlFor(path: string, query: Query): string {
     const params = new URLSearchParams();
     for (const [k, v] of Object.entries(query)) if (v !== undefined) params.set(k, String(v));
-    const url = `${this.baseUrl}${path}${params.size > 0 ? `?${params}` : ''}`;
+    return `${this.baseUrl}${path}${params.size > 0 ? `?${params}` : ''}`;
+  }
+
+  /** An error answer as an ApiError (its problem+json, or one made from whatever it said). */
+  private failure(method: string, url: string, response: Response, text: string): ApiError {
+    let parsed: unknown;
+    try {
+      parsed = text.length > 0 ? JSON.parse(text) : undefined;
+    } catch {
+      parsed = undefined;
+    }
+    return new ApiError(method, url, problemFrom(response.status, response.statusText, text, parsed));
+  }
+
+  private async send<T>(method: 'GET' | 'POST', path: string, query: Query, body?: unknown): Promise<T> {
+    const url = this.urlFor(path, query);
     let response: Response;
     let text: string;
     try {
@@ -82,7 +165,7 @@ export class ApiClient {
     } catch {
       parsed = undefined;
     }
-    if (!response.ok) throw new ApiError(method, url, problemFrom(response.status, response.statusText, text, parsed));
+    if (!response.ok) throw this.failure(method, url, response, text);
     if (parsed === undefined && text.length > 0) {
       throw new ApiError(method, url, { type: 'about:blank', title: 'Not JSON', status: 502, detail: `${method} ${path} answered ${response.status} with a body that is not JSON; is ${this.baseUrl} a lorestore server?` });
     }

@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { registerJob } from './commands/job';
+import { registerPlayer } from './commands/player';
 import { registerProjections } from './commands/projections';
 import { registerRebuild } from './commands/rebuild';
 import { registerRestore } from './commands/restore';
@@ -27,6 +28,7 @@ Examples:
   $ lorestore state-at demo entity-demo-3f1c2a9e-6b0d-4c59-9d4e-1a2b3c4d5e6f --revision 0
   $ lorestore rollback world demo --to-time 2026-03-01T14:00:00Z --reason "exploit" --dry-run
   $ lorestore rebuild entities --reason "new index"
+  $ lorestore player export 7d1e0f2a-3b4c-4d5e-8f90-a1b2c3d4e5f6 --output player.json
   $ lorestore <command> --help`;
 
 /**
@@ -37,7 +39,7 @@ Examples:
  */
 export const buildProgram = (): Command => {
   const program = new Command('lorestore')
-    .description('The lorestore admin command line: state at any point, rollbacks and restores, projection rebuilds. Talks to the HTTP API only.')
+    .description('The lorestore admin command line: state at any point, rollbacks and restores, projection rebuilds, player export and erasure. Talks to the HTTP API only.')
     .version(cliVersion(), '-V, --version', 'print the version')
     .option('--url <url>', `the lorestore API (default: $LORESTORE_URL, else ${DEFAULT_URL})`)
     .option('--api-key <key>', 'an admin API key (default: $LORESTORE_API_KEY; prefer the variable: arguments show in ps)')
@@ -55,5 +57,6 @@ export const buildProgram = (): Command => {
   registerRebuild(program);
   registerJob(program);
   registerProjections(program);
+  registerPlayer(program);
   return program;
 };

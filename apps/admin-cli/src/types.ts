@@ -102,3 +102,13 @@ export type ProjectionStatus = {
   status: string;
   projector?: { mode: 'inline'; leader: boolean } | { mode: 'external' };
 };
+
+/** The answer of `POST /v1/admin/players/{playerId}/erase` (the same for every erasure of a player after the first). */
+export type PlayerErasure = {
+  playerId: string;
+  erasedAt: string;
+  reason: string;
+  erasedBy: string | null;
+  /** A consistency token; null while the audit event is not yet in the log's mirror (EventStoreDB mode). */
+  position: number | null;
+};
