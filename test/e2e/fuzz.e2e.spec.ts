@@ -98,6 +98,7 @@ describe('HTTP API fuzz (e2e)', () => {
              (SELECT count(*) FROM streams)::int AS streams, (SELECT count(*) FROM commands)::int AS commands,
              (SELECT count(*) FROM rollback_operations)::int AS rollbacks, (SELECT count(*) FROM projection_jobs)::int AS jobs,
              (SELECT count(*) FROM npc_memories)::int AS memories,
+             (SELECT count(*) || ' ' || count(erased_at) FROM player_keys) AS player_keys,
              (SELECT count(*) || ' ' || coalesce(max(last_accessed_at)::text, '-') FROM npc_memory_access) AS retrievals`);
     const reads: Record<string, unknown> = {};
     for (const url of [
@@ -113,7 +114,9 @@ describe('HTTP API fuzz (e2e)', () => {
       `/v1/admin/players/${playerId}/export`,
     ]) {
       const res = await t.request({ method: 'GET', url, key: ADMIN_KEY });
-      reads[url] = { status: res.status, body: res.body };
+      // An export says when it was made: everything else in it must not change.
+      const body = url.endsWith('/export') && res.status === 200 ? { ...res.body, exportedAt: '<time>' } : res.body;
+      reads[url] = { status: res.status, body };
     }
     return { tables: rows[0], esdbLog: t.esdb?.log().length ?? null, reads };
   };
@@ -247,9 +250,9 @@ describe('HTTP API fuzz (e2e)', () => {
       get('/v1/admin/worlds/{worldId}/state-at', [w], ['atPosition', 'asOf', 'limit', 'cursor'], true),
       get('/v1/admin/jobs/{jobId}', [u('jobId', randomUUID())], [], true),
       get('/v1/admin/projections', [], [], true),
-      // The contract's privacy routes (API.md), whether or not this build serves them yet.
-      { ...post('erase', '/v1/admin/players/{playerId}/erase', [u('playerId', playerId)], { name: 'erase', body: { reason: 'fuzz' }, fields: { reason }, required: ['reason'], at: '' }, true), unserved: true },
-      { ...get('/v1/admin/players/{playerId}/export', [u('playerId', playerId)], [], true), unserved: true },
+      // The contract's privacy routes (API.md).
+      post('erase', '/v1/admin/players/{playerId}/erase', [u('playerId', playerId)], { name: 'erase', body: { reason: 'fuzz' }, fields: { reason }, required: ['reason'], at: '' }, true),
+      get('/v1/admin/players/{playerId}/export', [u('playerId', playerId)], [], true),
     ];
   };
   const OPEN = ['/health/live', '/health/ready', '/metrics', '/docs/json', '/docs/yaml'];
@@ -276,7 +279,7 @@ describe('HTTP API fuzz (e2e)', () => {
   /** One field of a body wrong, everything else valid: a 400 naming the field (413 if it grew past the limit). */
   const byName = (name: string) => routes.find((r) => r.name === name)!;
   const oneFieldWrong = fc
-    .constantFrom('commands', 'memories', 'search', 'stream rollback', 'world rollback', 'restore', 'rebuild')
+    .constantFrom('commands', 'memories', 'search', 'stream rollback', 'world rollback', 'restore', 'rebuild', 'erase')
     .chain((name) => fc.tuple(fc.constant(byName(name)), mutatedBody(byName(name)), fc.constantFrom(...projections), extraHeaders))
     .map(([route, m, projection, headers]): FuzzRequest => {
       const payload = toJson(m.body);
