@@ -65,6 +65,18 @@ export class PlayerKeyStore {
     return this.options.wrapper.id;
   }
 
+  /** The keys of these players if every one is in the cache (the command path's common case, without a promise); else null. */
+  cached(playerIds: readonly string[]): Map<string, Buffer | null> | null {
+    const now = this.now();
+    const found = new Map<string, Buffer | null>();
+    for (const id of playerIds) {
+      const entry = this.cache.get(id);
+      if (!entry || entry.expiresAt <= now) return null;
+      found.set(id, entry.key);
+    }
+    return found;
+  }
+
   /**
    * The keys of these players: a Buffer, `null` for an erased player, absent
    * for a player who has none (with `create`, one is made and stored first).
@@ -157,24 +169,19 @@ export class PlayerKeyStore {
     let rows: Row[];
     if (create) {
       const wrapped = await Promise.all(ids.map(() => this.options.wrapper.wrap(randomBytes(KEY_BYTES))));
-      // Named: prepared once per connection (planning this statement costs more than running it).
+      // Named: prepared once per connection. Only the insert: a player whose key exists (made by another
+      // process, or before this one started) is read back by primary key after, never by a scan.
       ({ rows } = await this.options.pool.query<Row>({
         name: 'lorestore-player-keys-create',
-        text: `WITH ins AS (
-           INSERT INTO player_keys (player_id, wrapped_key, wrapped_by)
-           SELECT * FROM unnest($1::uuid[], $2::bytea[], $3::text[])
-           ON CONFLICT (player_id) DO NOTHING
-           RETURNING player_id, wrapped_key, wrapped_by, erased_at)
-         SELECT player_id::text, wrapped_key, wrapped_by, erased_at FROM ins
-         UNION ALL
-         SELECT player_id::text, wrapped_key, wrapped_by, erased_at FROM player_keys
-          WHERE player_id = ANY ($1::uuid[]) AND player_id NOT IN (SELECT player_id FROM ins)`,
+        text: `INSERT INTO player_keys (player_id, wrapped_key, wrapped_by)
+               SELECT * FROM unnest($1::uuid[], $2::bytea[], $3::text[])
+               ON CONFLICT (player_id) DO NOTHING
+               RETURNING player_id::text, wrapped_key, wrapped_by, erased_at`,
         values: [ids, wrapped, ids.map(() => this.options.wrapper.id)],
       }));
       if (rows.length < ids.length) {
-        // Made by a concurrent transaction that committed after this statement's snapshot: read it now.
-        const seen = new Set(rows.map((r) => r.player_id));
-        rows = rows.concat(await this.select(ids.filter((id) => !seen.has(id))));
+        const made = new Set(rows.map((r) => r.player_id));
+        rows = rows.concat(await this.select(ids.filter((id) => !made.has(id))));
       }
     } else {
       rows = await this.select(ids);

@@ -11,7 +11,8 @@ export const subjectsOf = (event: EventLike): string[] => {
   const personal = PERSONAL_DATA[event.type as keyof typeof PERSONAL_DATA];
   if (!personal || typeof event.data !== 'object' || event.data === null) return [];
   const subject = (event.data as Record<string, unknown>)[personal.subjectField];
-  const ids = Array.isArray(subject) ? subject : subject === undefined || subject === null ? [] : [subject];
+  if (typeof subject === 'string') return [subject];
+  const ids = Array.isArray(subject) ? subject : [];
   return normalizeSubjects(ids.filter((id): id is string => typeof id === 'string'));
 };
 
@@ -37,7 +38,7 @@ export class PersonalDataCodec {
     const subjects = events.map(subjectsOf);
     const all = subjects.flat();
     if (all.length === 0) return [...events];
-    const keys = await this.keys.keys(all, { create: true });
+    const keys = this.keys.cached(all) ?? (await this.keys.keys(all, { create: true }));
     for (const id of new Set(all)) {
       if (!keys.get(id)) throw new DomainRefusal('erased', `player ${id} was erased: lorestore takes no personal data for them any more`);
     }
@@ -57,10 +58,8 @@ export class PersonalDataCodec {
   async open<T>(value: T): Promise<T> {
     const envelopes = findSealed(value);
     if (envelopes.length === 0) return value;
-    const keys = await this.keys.keys(
-      envelopes.flatMap((e) => e.s),
-      { create: false },
-    );
+    const subjects = envelopes.flatMap((e) => e.s);
+    const keys = this.keys.cached(subjects) ?? (await this.keys.keys(subjects, { create: false }));
     return replaceSealed(value, (envelope) => {
       if (envelope.s.length === 0 || envelope.s.some((id) => !keys.get(id))) return ERASED;
       try {

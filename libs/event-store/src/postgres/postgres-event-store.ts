@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import path from 'node:path';
 import type { Pool, PoolClient } from 'pg';
 import { isConnectionError, loadMigrations, migrate, withTransaction } from '@lorestore/infra';
@@ -21,6 +22,16 @@ import {
 } from '../types';
 import { MicroBatcher, type MicroBatchOptions } from './micro-batcher';
 import { PostgresAllSubscription } from './subscription';
+
+/**
+ * The NOTIFY channel of a schema's appends. PostgreSQL truncates identifiers
+ * at 63 bytes and pg_notify refuses a longer channel, so a long schema name
+ * (up to 63 characters are allowed) is replaced by a hash of it.
+ */
+export const notifyChannel = (schema: string): string => {
+  const channel = `lorestore_events_${schema}`;
+  return channel.length <= 63 ? channel : `lorestore_events_${createHash('sha256').update(schema).digest('hex').slice(0, 32)}`;
+};
 
 /** A batch gives way to newer writers this often before its error reaches the callers. */
 const MAX_ORDER_RETRIES = 20;
@@ -353,7 +364,7 @@ export class PostgresEventStore implements EventStore {
   }
 
   private get channel(): string {
-    return `lorestore_events_${this.options.schema}`;
+    return notifyChannel(this.options.schema);
   }
 
   async readStream(streamId: string, options: ReadStreamOptions = {}): Promise<RecordedEvent[]> {
