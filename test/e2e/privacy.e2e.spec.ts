@@ -232,6 +232,9 @@ describeWithRedis('player erasure and export (e2e, GDPR)', (redisUrl) => {
     expect(again.status).toBe(200);
     expect(again.body).toEqual(erasure);
     expect(Number((await pool().query<{ n: string }>('SELECT count(*) AS n FROM events')).rows[0]!.n)).toBe(eventsBefore + 1);
+    const metrics = await t.request({ method: 'GET', url: '/metrics', key: null });
+    expect(metrics.body).toMatch(/^lorestore_privacy_erasures_total 1$/m);
+    expect(metrics.body).toMatch(/^lorestore_privacy_unreadable_values_total 0$/m);
     const audit = await pool().query(`SELECT type, data FROM events WHERE stream_id = $1`, [`privacy-${alice}`]);
     expect(audit.rows).toEqual([{ type: 'PlayerErased', data: { playerId: alice, reason: 'player asked (ticket 4411)', erasedBy: erasure.erasedBy, at: erasure.erasedAt } }]);
 

@@ -14,6 +14,24 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly erasures = new Counter({
+    name: 'lorestore_privacy_erasures_total',
+    help: 'Player erasures made by this instance (a repeated erasure is not counted)',
+    registers: [this.registry],
+  });
+
+  readonly exports = new Counter({
+    name: 'lorestore_privacy_exports_total',
+    help: 'Player data exports served by this instance',
+    registers: [this.registry],
+  });
+
+  readonly unreadableValues = new Counter({
+    name: 'lorestore_privacy_unreadable_values_total',
+    help: 'Sealed values whose player key exists but does not open them (altered data, or a key mix-up): alert on any',
+    registers: [this.registry],
+  });
+
   readonly httpDuration = new Histogram({
     name: 'lorestore_http_request_duration_seconds',
     help: 'HTTP request duration by route and status',

@@ -9,6 +9,7 @@ import {
   parseMasterKey,
 } from '@lorestore/privacy';
 import { APP_CONFIG, type AppConfig } from '../config';
+import { Metrics } from '../metrics/metrics';
 import { PG_POOL } from '../persistence/tokens';
 
 export const KEY_WRAPPER = Symbol('KEY_WRAPPER');
@@ -52,11 +53,14 @@ export const privacyProviders: Provider[] = [
   },
   {
     provide: PERSONAL_DATA,
-    inject: [KEY_STORE, KEY_WRAPPER],
-    useFactory: (keys: PlayerKeyStore, wrapper: LocalKeyWrapper) =>
-       new PersonalDataCodec(keys, {
+    inject: [KEY_STORE, KEY_WRAPPER, Metrics],
+    useFactory: (keys: PlayerKeyStore, wrapper: LocalKeyWrapper, metrics: Metrics) =>
+      new PersonalDataCodec(keys, {
         hashKey: wrapper.hmacKey('command-hash'),
-        onUnreadable: (envelope, error) => logger.error(`an envelope of ${envelope.s.join(', ')} does not open with its key (${error.message}): shown as erased`),
+        onUnreadable: (envelope, error) => {
+          metrics.unreadableValues.inc();
+          logger.error(`an envelope of ${envelope.s.join(', ')} does not open with its key (${error.message}): shown as erased`);
+        },
       }),
   },
 ];

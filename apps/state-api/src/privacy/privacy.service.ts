@@ -6,6 +6,7 @@ import { PostgresEventStore, deriveEventId, type EventStore } from '@lorestore/e
 import type { Erasure, PersonalDataCodec, PlayerKeyStore } from '@lorestore/privacy';
 import { MEMORY_PROJECTION, type MemoryStore } from '@lorestore/semantic-memory';
 import { Problem } from '../http/problem';
+import { Metrics } from '../metrics/metrics';
 import { EVENT_STORE, PG_POOL } from '../persistence/tokens';
 import { ReadModels } from '../queries/read-models';
 import { MEMORY_STORE } from '../projections/projections.providers';
@@ -32,6 +33,7 @@ export class PrivacyService {
     @Inject(PG_POOL) private readonly pool: Pool,
     @Inject(MEMORY_STORE) private readonly memories: MemoryStore,
     private readonly readModels: ReadModels,
+    private readonly metrics: Metrics,
   ) {}
 
   /** Whether lorestore holds anything of this player: a key (erased or not), a player document, or a memory about them. */
@@ -57,7 +59,8 @@ export class PrivacyService {
    */
   async erase(playerId: string, reason: string, erasedBy: string, correlationId: string): Promise<ErasureView> {
     await this.mustKnow(playerId);
-    const { erasure } = await this.keys.erase(playerId, reason, erasedBy);
+    const { erasure, fresh } = await this.keys.erase(playerId, reason, erasedBy);
+    if (fresh) this.metrics.erasures.inc();
     const position = erasure.position ?? (await this.appendErased(erasure, correlationId));
     return this.view({ ...erasure, position });
   }
@@ -110,6 +113,7 @@ export class PrivacyService {
       if (head) for (const projection of ['player_state', 'player_history', MEMORY_PROJECTION]) await this.readModels.waitFor(projection, Number(head.prepare));
     }
     const erasure = await this.keys.erasure(playerId);
+    this.metrics.exports.inc();
     return Readable.from(this.exportChunks(playerId, erasure), { objectMode: false });
   }
 
