@@ -1,3 +1,4 @@
+import { READ_MODELS_JOB } from '@lorestore/replay';
 import os from 'node:os';
 import { acquireDatabase, adminPool, checkpoint, dropSchemas, freshSchema, redactUrl } from './support/database';
 import { envIntList, envNumber, log } from './support/env';
@@ -67,6 +68,8 @@ export const runReplayBench = async (): Promise<void> => {
   const projections = projectionsFromEnv();
   const runWorker = envNumber('BENCH_REPLAY_WORKER', 1, 0, 1) === 1;
   const runAllPass = envNumber('BENCH_REPLAY_RUNNER', 1, 0, 1) === 1;
+  // The one-pass job (read_models): every read model from one read of the log.
+  const runOnePass = envNumber('BENCH_REPLAY_ONE_PASS', 1, 0, 1) === 1;
   const feedAlone = envNumber('BENCH_REPLAY_FEED', 1, 0, 1) === 1;
   const upsertEvents = envNumber('BENCH_REPLAY_UPSERT_EVENTS', 50_000, 100, 5_000_000);
   const quadraticEvents = envNumber('BENCH_REPLAY_QUADRATIC_EVENTS', 20_000, 0, 200_000);
@@ -182,6 +185,14 @@ export const runReplayBench = async (): Promise<void> => {
             worker.push(round);
             log(`    all jobs: ${round.eventsPerSecond} events/s of the log (${round.ms} ms)`);
           }
+          if (runOnePass) {
+            stopIfInterrupted();
+            await checkpoint(admin);
+            log(`  RebuildWorker, batch ${batchSize}, one job: ${READ_MODELS_JOB} (all five read models in one pass)`);
+            const round = await bench.worker(batchSize, [READ_MODELS_JOB], progressIntervalMs, false, bulk);
+            worker.push(round);
+            log(`    one pass: ${round.eventsPerSecond} events/s of the log (${round.ms} ms)`);
+          }
           if (runAllPass) {
             stopIfInterrupted();
             await checkpoint(admin);
@@ -228,6 +239,7 @@ export const runReplayBench = async (): Promise<void> => {
         projections,
         rebuildWorker: runWorker,
         oneRunnerOverAllProjections: runAllPass,
+        onePassJob: runOnePass,
         feedAlone,
         progressIntervalMs,
         otherShadowTablesCreatedBeforeEachJob: otherShadows,

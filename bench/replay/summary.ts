@@ -82,15 +82,18 @@ export const summarize = (fold: Outcome<FoldResult>, stateAt: Outcome<StateAtRes
     const upsert = r.baselines.upsert;
     const base = `${fmt(upsert.eventsPerSecond)} (per-event upsert, ${fmt(upsert.events)} events)`;
     for (const round of r.worker) {
+      const onePass = round.jobs.length === 1 && round.jobs[0]!.projection === 'read_models';
       verdicts.push({
-        measure: `(3) rebuild all 5 read models: RebuildWorker, 5 jobs one after another, batch ${round.batchSize}, ${fmt(events)} events (log events/s)`,
+        measure: onePass
+          ? `(3) rebuild all 5 read models: RebuildWorker, one job (read_models: one pass over the log), batch ${round.batchSize}, ${fmt(events)} events (log events/s)`
+          : `(3) rebuild all 5 read models: RebuildWorker, ${round.jobs.length} jobs one after another, batch ${round.batchSize}, ${fmt(events)} events (log events/s)`,
         lorestore: fmt(round.eventsPerSecond),
         baseline: base,
         ratio: x(ratio(round.eventsPerSecond, upsert.eventsPerSecond)),
         target: `>= ${fmt(TARGETS.rebuildEventsPerSecond)} events/s`,
         met: round.eventsPerSecond >= TARGETS.rebuildEventsPerSecond && round.ok,
       });
-      for (const job of round.jobs) {
+      for (const job of onePass ? [] : round.jobs) {
         verdicts.push({
           measure: `      one projection: job ${job.projection} (log events/s)`,
           lorestore: fmt(job.eventsPerSecond),

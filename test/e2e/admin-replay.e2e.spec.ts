@@ -229,6 +229,24 @@ describe('admin: state-at, rollback, restore, audit, rebuild (e2e)', () => {
     expect(jobs.rowCount).toBe(0);
   });
 
+  it('rebuilds all five read models in one job (read_models); a single read model’s rebuild is a 409 naming the job in the way', async () => {
+    const { entityId } = await npc();
+    const started = await admin('POST', '/v1/admin/projections/read_models/rebuild', { reason: 'reducers changed' });
+    expect(started.status).toBe(202);
+    expect(started.body).toMatchObject({ projection: 'read_models', state: 'pending' });
+    const blocked = await admin('POST', '/v1/admin/projections/player_history/rebuild', {});
+    expect(blocked.status).toBe(409);
+    expect(blocked.body).toMatchObject({ type: 'urn:lorestore:problem:rebuild-in-progress', projection: 'player_history', jobId: started.body.jobId, blockedBy: 'read_models' });
+    let job = started.body;
+    for (let i = 0; i < 300 && job.state !== 'succeeded' && job.state !== 'failed'; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      job = (await admin('GET', `/v1/admin/jobs/${started.body.jobId}`)).body;
+    }
+    expect(job).toMatchObject({ state: 'succeeded', error: null });
+    const entity = await t.request({ method: 'GET', url: `/v1/worlds/${world}/entities/${entityId}` });
+    expect(entity.body).toMatchObject({ attributes: { hp: 3 } });
+  });
+
   it('starts a rebuild (202 with a job), refuses a second one while it runs (409), and reports progress to the end', async () => {
     const { entityId, hurt } = await npc();
     const started = await admin('POST', '/v1/admin/projections/entities/rebuild', { reason: 'reducer fix' });

@@ -4,6 +4,7 @@ import { comparePositions, PostgresEventStore, type Position, type StreamAppend 
 import { InlineReadModels, MemoryHotState, ProjectionRunner, ReadModelStore } from '@lorestore/projections';
 import {
   migrateReplay,
+  READ_MODELS_JOB,
   RebuildInProgressError,
   RebuildJobs,
   RebuildWorker,
@@ -230,6 +231,50 @@ describe('projection rebuild (blue-green) under concurrent writes and reads', ()
     const inline = new InlineReadModels();
     inline.apply(await wholeLog(store, db.pool));
     expect(await readBackPostgres(db.pool)).toEqual(expectedOf(inline));
+  }, 120_000);
+
+  it('rebuilds all five read models in one job (read_models) under writes and reads: equal to a fresh replay, one switch, overlapping jobs refused', async () => {
+    const generations = Object.fromEntries(['entities', 'world_state', 'narrative_state', 'player_state', 'player_history'].map((n) => [n, live.generationOf(n)]));
+    const writers = startWriters();
+    await new Promise((r) => setTimeout(r, 300));
+    await caughtUp();
+    const readers = startReaders(writers.ids.slice(0, 50));
+    const rebuilds = worker(200, { pageSize: 113, flushEvents: 700 });
+    let readResult: { reads: number; failures: string[] };
+    try {
+      const job = await jobs.request(READ_MODELS_JOB, 'admin:test', 'all of them');
+      // The job shares every read model's tables: neither it again nor any one of them may start beside it.
+      await expect(jobs.request(READ_MODELS_JOB, 'admin:test', 'again')).rejects.toBeInstanceOf(RebuildInProgressError);
+      await expect(jobs.request('player_state', 'admin:test', 'one')).rejects.toMatchObject({ projection: 'player_state', jobId: job.jobId, blockedBy: READ_MODELS_JOB });
+      rebuilds.start();
+      const done = await finished(job.jobId);
+      expect({ state: done.state, error: done.error }).toEqual({ state: 'succeeded', error: null });
+      expect(logs.some((line) => line.includes(`rebuild ${job.jobId}: building entities__next, world_state__next, narrative_state__next, player_state__next, player_history__next`))).toBe(true);
+    } finally {
+      await rebuilds.stop();
+      await writers.stop();
+      readResult = await readers.stop();
+    }
+    expect(readResult.failures).toEqual([]);
+    await caughtUp(writers.last()!);
+    const inline = new InlineReadModels();
+    inline.apply(await wholeLog(store, db.pool));
+    expect(await readBackPostgres(db.pool)).toEqual(expectedOf(inline));
+    // One generation above the highest before, for all five (the hot state of each moved to new keys).
+    const next = Math.max(...Object.values(generations)) + 1;
+    for (const name of Object.keys(generations)) expect({ name, generation: live.generationOf(name) }).toEqual({ name, generation: next });
+    const { rows } = await db.pool.query<{ t: string }>("SELECT tablename AS t FROM pg_tables WHERE schemaname = $1 AND tablename LIKE '%\\_\\_%'", [db.schema]);
+    expect(rows).toEqual([]);
+    // A single projection's job may start again once it is done, and is refused while it runs.
+    const single = await jobs.request('world_state', 'admin:test', null);
+    await expect(jobs.request(READ_MODELS_JOB, 'admin:test', 'all')).rejects.toMatchObject({ projection: READ_MODELS_JOB, jobId: single.jobId, blockedBy: 'world_state' });
+    const again = worker(500);
+    again.start();
+    try {
+      expect((await finished(single.jobId)).state).toBe('succeeded');
+    } finally {
+      await again.stop();
+    }
   }, 120_000);
 
   it('refuses an unknown projection', async () => {

@@ -25,6 +25,9 @@ import {
 
 export type JobState = 'pending' | 'running' | 'switching' | 'succeeded' | 'failed';
 
+/** The job that rebuilds every PostgreSQL read model in one pass over the log (one read, one parse, five folds). */
+export const READ_MODELS_JOB = 'read_models';
+
 export type RebuildJob = {
   jobId: string;
   projection: string;
@@ -52,8 +55,14 @@ export class RebuildInProgressError extends Error {
   constructor(
     readonly projection: string,
     readonly jobId: string,
+    /** The unfinished job's own name when it is another one that includes this projection (`read_models`, or one of its five). */
+    readonly blockedBy: string = projection,
   ) {
-    super(`projection ${projection} is being rebuilt already (job ${jobId})`);
+    super(
+      blockedBy === projection
+        ? `projection ${projection} is being rebuilt already (job ${jobId})`
+        : `projection ${projection} is being rebuilt already, by the ${blockedBy} job ${jobId}`,
+    );
   }
 }
 
@@ -106,7 +115,7 @@ export class RebuildJobs {
    */
   constructor(
     private readonly pool: Pool,
-    private readonly known: readonly string[] = ALL_PROJECTIONS.map((p) => p.name),
+    private readonly known: readonly string[] = [...ALL_PROJECTIONS.map((p) => p.name), READ_MODELS_JOB],
   ) {}
 
   static projection(name: string): Projection {
@@ -115,15 +124,35 @@ export class RebuildJobs {
     return projection;
   }
 
-  /** A new pending job; refused while another rebuild of the projection is unfinished. */
+  /** What a job rebuilds: one projection, or (`read_models`) all five read models in one pass over the log. */
+  static projections(name: string): Projection[] {
+    return name === READ_MODELS_JOB ? [...ALL_PROJECTIONS] : [RebuildJobs.projection(name)];
+  }
+
+  /** The job names whose tables a job of this name would share: one may be unfinished at a time. */
+  private static overlapping(name: string): string[] {
+    if (name === READ_MODELS_JOB) return [READ_MODELS_JOB, ...ALL_PROJECTIONS.map((p) => p.name)];
+    return ALL_PROJECTIONS.some((p) => p.name === name) ? [name, READ_MODELS_JOB] : [name];
+  }
+
+  /** A new pending job; refused while another rebuild of the projection (or one that includes it) is unfinished. */
   async request(projection: string, requestedBy: string, reason: string | null): Promise<RebuildJob> {
     if (!this.known.includes(projection)) throw new UnknownProjectionError(`unknown projection "${projection}"; known: ${this.known.join(', ')}`);
     try {
-      const { rows } = await this.pool.query<JobRow>(
-        `INSERT INTO projection_jobs (job_id, projection, state, requested_by, reason) VALUES ($1, $2, 'pending', $3, $4) RETURNING ${JOB_COLUMNS}`,
-        [randomUUID(), projection, requestedBy, reason],
-      );
-      return toJob(rows[0]!);
+      return await withTransaction(this.pool, async (client) => {
+        // Requests one at a time: the overlap check and the insert must not interleave with another request's.
+        await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', ['lorestore.rebuild-request']);
+        const { rows: active } = await client.query<{ job_id: string; projection: string }>(
+          `SELECT job_id, projection FROM projection_jobs WHERE projection = ANY ($1::text[]) AND state IN ('pending', 'running', 'switching') ORDER BY created_at LIMIT 1`,
+          [RebuildJobs.overlapping(projection)],
+        );
+        if (active[0]) throw new RebuildInProgressError(projection, active[0].job_id, active[0].projection);
+        const { rows } = await client.query<JobRow>(
+          `INSERT INTO projection_jobs (job_id, projection, state, requested_by, reason) VALUES ($1, $2, 'pending', $3, $4) RETURNING ${JOB_COLUMNS}`,
+          [randomUUID(), projection, requestedBy, reason],
+        );
+        return toJob(rows[0]!);
+      });
     } catch (error) {
       if ((error as { constraint?: string }).constraint === 'projection_jobs_one_active') {
         const active = await this.active(projection);
@@ -231,10 +260,23 @@ export class ShadowTables {
    * is dropped afterwards (`dropRetired`).
    */
   async switch(name: string, generation: number): Promise<string> {
+    return (await this.switchAll([name], generation))[0]!;
+  }
+
+  /** The switch of several projections' tables, all in one transaction (readers see all old or all new). */
+  async switchAll(names: readonly string[], generation: number): Promise<string[]> {
+    return withTransaction(this.pool, async (client) => {
+      await client.query("SET LOCAL lock_timeout = '2s'");
+      const retired: string[] = [];
+      for (const name of names) retired.push(await this.switchIn(client, name, generation));
+      return retired;
+    });
+  }
+
+  private async switchIn(client: PoolClient, name: string, generation: number): Promise<string> {
     const next = `${name}${REBUILD_SUFFIX}`;
     const retired = `${name}__old${generation - 1}`;
-    await withTransaction(this.pool, async (client) => {
-      await client.query("SET LOCAL lock_timeout = '2s'");
+    {
       await client.query(`DROP TABLE IF EXISTS ${quote(retired)} CASCADE`);
       const liveIndexes = await this.indexes(client, name);
       const nextIndexes = await this.indexes(client, next);
@@ -252,7 +294,7 @@ export class ShadowTables {
       }
       await client.query('UPDATE projection_checkpoints SET generation = $2 WHERE name = $1', [name, generation]);
       await client.query('DELETE FROM projection_checkpoints WHERE name = $1', [next]);
-    });
+    }
     return retired;
   }
 
@@ -409,24 +451,31 @@ export class RebuildWorker {
 
   /** One job, start (or resume) to switch. */
   async run(job: RebuildJob): Promise<void> {
-    const projection = RebuildJobs.projection(job.projection);
-    const { name } = projection;
+    const projections = RebuildJobs.projections(job.projection);
+    const names = projections.map((p) => p.name);
+    // Every table of the job is written by the same commits: the first one's checkpoint speaks for all.
+    const name = names[0]!;
+    const label = job.projection;
     const live = this.options.live;
-    if (job.state === 'switching' && !(await this.shadows.exists(name))) {
-      // The process died after the switch committed (it renames the copy away) and before the job was marked.
+    const exists = await Promise.all(names.map((n) => this.shadows.exists(n)));
+    if (job.state === 'switching' && !exists.some(Boolean)) {
+      // The process died after the switch committed (it renames the copies away) and before the job was marked.
       await this.jobs.update(job.jobId, { state: 'succeeded' });
-      this.logger.info(`rebuild ${job.jobId}: ${name} had switched before a restart; marked succeeded`);
+      this.logger.info(`rebuild ${job.jobId}: ${label} had switched before a restart; marked succeeded`);
       return;
     }
-    const fresh = job.state === 'pending' || !(await this.shadows.exists(name));
-    if (fresh) await this.shadows.create(name);
-    const generation = live.generationOf(name) + 1;
-    const shadowStore = new ReadModelStore(this.options.pool, { suffix: REBUILD_SUFFIX, only: [name] });
+    const fresh = job.state === 'pending' || !exists.every(Boolean);
+    if (fresh) for (const n of names) await this.shadows.create(n);
+    // One generation for the job's projections: above each one's current, so every reader moves to new keys.
+    const generation = Math.max(...names.map((n) => live.generationOf(n))) + 1;
+    const shadowStore = new ReadModelStore(this.options.pool, { suffix: REBUILD_SUFFIX, only: names });
     // The log's head position: as good as a count (positions only skip the few of rolled-back appends) and an index lookup, not a scan.
     const { rows } = await this.options.pool.query<{ n: string }>('SELECT coalesce(max(position), 0) AS n FROM events');
     const total = Number(rows[0]!.n);
     await this.jobs.update(job.jobId, { state: 'running', total, error: null });
-    this.logger.info(`rebuild ${job.jobId}: ${fresh ? 'building' : 'resuming'} ${name}${REBUILD_SUFFIX} (hot-state generation ${generation}) from ${total} events`);
+    this.logger.info(
+      `rebuild ${job.jobId}: ${fresh ? 'building' : 'resuming'} ${names.map((n) => `${n}${REBUILD_SUFFIX}`).join(', ')} (hot-state generation ${generation}) from ${total} events`,
+    );
 
     // The copy's runner retries like any projector; a rebuild that keeps failing is a failed job, not a silent loop.
     let failures: unknown[] = [];
@@ -435,9 +484,9 @@ export class RebuildWorker {
       pool: this.options.pool,
       readModels: shadowStore,
       hot: this.options.hot,
-      projections: [projection],
+      projections,
       batchSize: this.options.batchSize,
-      lockName: `lorestore.rebuild.${this.options.schema}.${name}`,
+      lockName: `lorestore.rebuild.${this.options.schema}.${label}`,
       partitions: null,
       generation,
       clearsHotStateOnLead: false,
@@ -467,7 +516,7 @@ export class RebuildWorker {
     };
 
     try {
-      await this.bulk(projection, shadowStore, generation, () => progress().then(() => undefined));
+      await this.bulk(projections, shadowStore, generation, () => progress().then(() => undefined));
       if (this.stopped || !live.isLeader) return;
       shadow.start();
       for (;;) {
@@ -483,7 +532,7 @@ export class RebuildWorker {
         const at = await progress();
         const livePosition = live.position;
         if (at && (livePosition === null || comparePositions(at, livePosition) >= 0)) {
-          const switched = await this.trySwitch(job, name, generation, shadow, shadowStore);
+          const switched = await this.trySwitch(job, names, generation, shadow, shadowStore);
           if (switched !== null) {
             processed = switched;
             break;
@@ -492,11 +541,11 @@ export class RebuildWorker {
       }
       // The copy's checkpoint went with the switch: the count it held at the switch is the job's.
       await this.jobs.update(job.jobId, { state: 'succeeded', processed, total: processed });
-      this.logger.info(`rebuild ${job.jobId}: ${name} switched to the rebuilt tables (generation ${generation}), ${processed} events`);
+      this.logger.info(`rebuild ${job.jobId}: ${names.join(', ')} switched to the rebuilt tables (generation ${generation}), ${processed} events`);
     } catch (error) {
       await shadow.stop().catch(() => undefined);
       await this.jobs.update(job.jobId, { state: 'failed', error: (error as Error).message });
-      this.logger.error(`rebuild ${job.jobId}: ${name} failed: ${(error as Error).message}`);
+      this.logger.error(`rebuild ${job.jobId}: ${label} failed: ${(error as Error).message}`);
     } finally {
       this.current = null;
     }
@@ -511,14 +560,16 @@ export class RebuildWorker {
    * the writes. It stops at the head it started from; the copy's runner then
    * follows the feed from there.
    */
-  private async bulk(projection: Projection, shadowStore: ReadModelStore, generation: number, onFlush: () => Promise<void>): Promise<void> {
+  private async bulk(projections: readonly Projection[], shadowStore: ReadModelStore, generation: number, onFlush: () => Promise<void>): Promise<void> {
     const store = this.options.store;
     if (!(store instanceof PostgresEventStore)) return;
     const head = await store.headPosition();
-    const name = projection.name;
-    const from = (await shadowStore.checkpoints()).find((c) => c.name === name)?.position ?? null;
+    const names = projections.map((p) => p.name);
+    const from = (await shadowStore.checkpoints()).find((c) => c.name === names[0])?.position ?? null;
     if (!head || (from && comparePositions(from, head) >= 0)) return;
-    const categories = categoriesOf(projection);
+    const categories = [...new Set(projections.flatMap(categoriesOf))];
+    const docProjections = projections.filter((p) => p.kind === 'doc');
+    const readsPlayers = docProjections.some((p) => p.aggregate === 'player');
     const page = this.options.bulk?.pageSize ?? BULK_PAGE;
     const flushEvents = this.options.bulk?.flushEvents ?? BULK_FLUSH_EVENTS;
     const docs = new Map<string, Doc>();
@@ -545,12 +596,12 @@ export class RebuildWorker {
       }
       scanned += page;
       if (events.length > 0) {
-        if (projection.kind === 'doc' && !allInMemory) await this.loadMissing(projection.name, docs, events, projection, shadowStore);
-        if (projection.kind === 'doc' && projection.aggregate === 'player' && !allInMemory) {
+        if (!allInMemory) for (const projection of docProjections) await this.loadMissing(projection.name, docs, events, projection, shadowStore);
+        if (readsPlayers && !allInMemory) {
           // An erasure rewrites the player's documents in every world: the copy's ones must be at hand.
           for (const [key, doc] of await shadowStore.loadPlayerDocs(erasedPlayersOf(events))) if (!docs.has(key)) docs.set(key, doc);
         }
-        const planned = planBatch([projection], docs, events);
+        const planned = planBatch(projections, docs, events);
         for (const doc of planned.docs) {
           if (generation !== 1) doc.generation = generation;
           docs.set(docKey(doc.table, doc.streamId), doc);
@@ -575,7 +626,7 @@ export class RebuildWorker {
         const checkpoint = { position: done ? head : scannedTo!, time: last?.created ?? new Date() };
         const changed = [...dirty.values()];
         for (let i = 0; i < changed.length; i += 1000) await this.options.hot.put(changed.slice(i, i + 1000));
-        await shadowStore.commit({ docs: changed, history: rows, historyResets: [...resets.values()], erasures, checkpoint }, [name], pending, generation);
+        await shadowStore.commit({ docs: changed, history: rows, historyResets: [...resets.values()], erasures, checkpoint }, names, pending, generation);
         dirty.clear();
         rows = [];
         resets = new Map();
@@ -605,7 +656,8 @@ export class RebuildWorker {
    * switch, and the revision guards make that a no-op). A copy that cannot
    * get there within a few seconds leaves the switch for the next round.
    */
-  private async trySwitch(job: RebuildJob, name: string, generation: number, shadow: ProjectionRunner, shadowStore: ReadModelStore): Promise<number | null> {
+  private async trySwitch(job: RebuildJob, names: readonly string[], generation: number, shadow: ProjectionRunner, shadowStore: ReadModelStore): Promise<number | null> {
+    const name = names[0]!;
     const live = this.options.live;
     const switched = await live.runExclusive(async (livePosition: Position | null) => {
       // Only the leader's projector may be held and handed the new tables.
@@ -622,24 +674,24 @@ export class RebuildWorker {
       await this.jobs.update(job.jobId, { state: 'switching' });
       await shadow.stop();
       const checkpoint = (await shadowStore.checkpoints()).find((c) => c.name === name);
-      let retired: string;
+      let retired: string[];
       try {
-        retired = await this.shadows.switch(name, generation);
+        retired = await this.shadows.switchAll(names, generation);
       } catch (error) {
-        // A reader held the table past the lock timeout: nothing changed; carry on and try again next round.
+        // A reader held a table past the lock timeout: nothing changed; carry on and try again next round.
         if ((error as { code?: string }).code !== '55P03') throw error;
-        this.logger.warn(`rebuild ${job.jobId}: the switch of ${name} waited too long for a lock; trying again`);
+        this.logger.warn(`rebuild ${job.jobId}: the switch of ${names.join(', ')} waited too long for a lock; trying again`);
         await this.jobs.update(job.jobId, { state: 'running' });
         shadow.start();
         return null;
       }
-      live.adopt(name, generation);
+      for (const n of names) live.adopt(n, generation);
       return { retired, processed: checkpoint ? Number(checkpoint.position.prepare) : 0 };
     });
     if (switched === null) return null;
-    await this.shadows
-      .dropRetired(switched.retired)
-      .catch((error: unknown) => this.logger.warn(`rebuild: could not drop ${switched.retired}: ${(error as Error).message}`));
+    for (const retired of switched.retired) {
+      await this.shadows.dropRetired(retired).catch((error: unknown) => this.logger.warn(`rebuild: could not drop ${retired}: ${(error as Error).message}`));
+    }
     return switched.processed;
   }
 }

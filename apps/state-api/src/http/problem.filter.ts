@@ -79,7 +79,11 @@ export const toProblem = (error: unknown): Problem | null => {
   if (error instanceof RestoreConflictError) return new Problem(409, 'restore-conflict', 'Streams changed since the rollback', error.message, { streams: error.streams });
   if (error instanceof UnknownProjectionError) return new Problem(404, 'unknown-projection', 'Unknown projection', error.message);
   if (error instanceof RebuildInProgressError) {
-    return new Problem(409, 'rebuild-in-progress', 'Rebuild in progress', error.message, { projection: error.projection, jobId: error.jobId });
+    return new Problem(409, 'rebuild-in-progress', 'Rebuild in progress', error.message, {
+      projection: error.projection,
+      jobId: error.jobId,
+      ...(error.blockedBy !== error.projection ? { blockedBy: error.blockedBy } : {}),
+    });
   }
   if (error instanceof PartialAppendError) {
     return new Problem(409, 'partially-applied', 'Applied to part of the streams', error.message, {

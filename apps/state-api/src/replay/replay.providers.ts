@@ -3,7 +3,7 @@ import { REDUCER_VERSIONS } from '@lorestore/domain';
 import type { Pool } from 'pg';
 import { PostgresEventStore, type EventStore } from '@lorestore/event-store';
 import { ALL_PROJECTIONS } from '@lorestore/projections';
-import { RebuildJobs, Rollbacks, SnapshotStore, StateAt } from '@lorestore/replay';
+import { READ_MODELS_JOB, RebuildJobs, Rollbacks, SnapshotStore, StateAt } from '@lorestore/replay';
 import { MEMORY_PROJECTION } from '@lorestore/semantic-memory';
 import { APP_CONFIG, type AppConfig } from '../config';
 import { EVENT_STORE, PG_POOL } from '../persistence/tokens';
@@ -53,7 +53,7 @@ export const replayProviders: Provider[] = [
   {
     provide: REBUILD_JOBS,
     inject: [PG_POOL],
-    useFactory: (pool: Pool) => new RebuildJobs(pool, [...ALL_PROJECTIONS.map((p) => p.name), MEMORY_PROJECTION]),
+    useFactory: (pool: Pool) => new RebuildJobs(pool, [...ALL_PROJECTIONS.map((p) => p.name), READ_MODELS_JOB, MEMORY_PROJECTION]),
   },
   SnapshotPruner,
 ];
