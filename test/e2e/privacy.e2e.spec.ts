@@ -212,6 +212,17 @@ describeWithRedis('player erasure and export (e2e, GDPR)', (redisUrl) => {
       expect({ url: c.url, status: r.status, type: r.body.type }).toEqual({ url: c.url, status: c.status, type: `urn:lorestore:problem:${c.type}` });
       if (c.path) expect(r.body.errors.map((e: { path: string }) => e.path)).toContain(c.path);
     }
+    // A client's object shaped like a sealed value would be taken for one when read back: refused.
+    const forged = await t.request({
+      method: 'POST',
+      url: `/v1/worlds/${w1}/commands`,
+      body: { commandId: randomUUID(), type: 'entity.spawn', payload: { entityId: randomUUID(), kind: 'item', attributes: { note: { $pii: 1, s: [bob], iv: 'AAAAAAAAAAAAAAAA', ct: 'AAAA' } } } },
+    });
+    expect(forged.status).toBe(400);
+    expect(forged.body.errors.map((e: { path: string }) => e.path)).toContain('payload.attributes.note.$pii');
+    // The privacy stream belongs to no world (a player id is a valid world slug, so try that).
+    const audit = await t.request({ method: 'GET', url: `/v1/worlds/${alice}/streams/privacy-${alice}/events` });
+    expect(audit.status).toBe(404);
     expect(await count()).toBe(before);
     expect((await pool().query('SELECT 1 FROM player_keys WHERE erased_at IS NOT NULL')).rows).toEqual([]);
   });
@@ -235,6 +246,7 @@ describeWithRedis('player erasure and export (e2e, GDPR)', (redisUrl) => {
     const metrics = await t.request({ method: 'GET', url: '/metrics', key: null });
     expect(metrics.body).toMatch(/^lorestore_privacy_erasures_total 1$/m);
     expect(metrics.body).toMatch(/^lorestore_privacy_unreadable_values_total 0$/m);
+    expect((await t.request({ method: 'GET', url: `/v1/worlds/${alice}/streams/privacy-${alice}/events` })).status).toBe(404);
     const audit = await pool().query(`SELECT type, data FROM events WHERE stream_id = $1`, [`privacy-${alice}`]);
     expect(audit.rows).toEqual([{ type: 'PlayerErased', data: { playerId: alice, reason: 'player asked (ticket 4411)', erasedBy: erasure.erasedBy, at: erasure.erasedAt } }]);
 

@@ -11,11 +11,16 @@ export type Sealed = { $pii: 1; s: string[]; iv: string; ct: string };
 
 export { ERASED, type Erased } from '@lorestore/domain';
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** An envelope as lorestore writes them: subjects are player ids (UUIDs), at least one. */
 export const isSealed = (value: unknown): value is Sealed =>
   typeof value === 'object' &&
   value !== null &&
   (value as { $pii?: unknown }).$pii === 1 &&
   Array.isArray((value as Sealed).s) &&
+  (value as Sealed).s.length > 0 &&
+  (value as Sealed).s.every((id) => typeof id === 'string' && UUID.test(id)) &&
   typeof (value as Sealed).iv === 'string' &&
   typeof (value as Sealed).ct === 'string';
 

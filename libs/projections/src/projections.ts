@@ -132,9 +132,14 @@ export const playerHistoryProjection: RowProjection = {
  * each row of its player before it counts only if the restored state keeps it.
  * Stored rows get the same rule in SQL (ReadModelStore's history_resets).
  */
-/** What an erasure means for history rows held in memory (stored rows get the same in SQL: ReadModelStore.commit). */
+/**
+ * What an erasure means for history rows held in memory: every row of the
+ * player so far, i.e. before the erasure in the feed (whose order is by
+ * transaction: a row may hold a later position and still come first). Stored
+ * rows get the same in SQL before the batch's own are written (ReadModelStore.commit).
+ */
 export const applyHistoryErasure = (rows: Iterable<HistoryRow>, erasure: Erasure): void => {
-  for (const row of rows) if (row.playerId === erasure.playerId && row.position < erasure.position) row.context = ERASED;
+  for (const row of rows) if (row.playerId === erasure.playerId) row.context = ERASED;
 };
 
 /** The players erased in these events: their documents in every world must be at hand to plan the batch. */
@@ -214,6 +219,7 @@ export const planBatch = (projections: readonly Projection[], current: ReadonlyM
       const { playerId, at: erasedAt } = event.data as PlayerErased['data'];
       const erasure = { playerId, position: event.position.prepare };
       if (rowProjections.length > 0) {
+        // "Before the erasure" is before it in the feed: every row of the player planned so far.
         applyHistoryErasure(history, erasure);
         erasures.push(erasure);
       }
@@ -224,10 +230,12 @@ export const planBatch = (projections: readonly Projection[], current: ReadonlyM
           for (const [key, doc] of source) {
             if (doc.table !== players.name || doc.id !== playerId) continue;
             const latest = changed.get(key) ?? doc;
-            // Already past this erasure (rewritten by it, or a redelivered batch): nothing to do.
-            if (latest.position >= event.position.prepare) continue;
-            // The same revision (the player's stream did not move), a later position: newer to every sink.
-            changed.set(key, { ...latest, state: erasePlayerState(latest.state as PlayerState, erasedAt), position: event.position.prepare, updatedAt: at });
+            // Rewritten by this erasure already (earlier in the batch, or a redelivered batch): nothing to do.
+            if ((latest.state as PlayerState).erasedAt === erasedAt) continue;
+            // The same revision (the player's stream did not move), and a position that never goes back
+            // (the feed's order is by transaction, so an event of the player may hold a later position).
+            const position = latest.position > event.position.prepare ? latest.position : event.position.prepare;
+            changed.set(key, { ...latest, state: erasePlayerState(latest.state as PlayerState, erasedAt), position, updatedAt: at });
           }
         }
       }

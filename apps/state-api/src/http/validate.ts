@@ -16,7 +16,9 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
  * What no schema should have to think about, checked once on every
  * untrusted value before it is parsed: nesting deeper than MAX_JSON_DEPTH,
  * and strings (values or keys) that PostgreSQL's text and jsonb refuse: a
- * NUL character or a lone UTF-16 surrogate. Iterative, so a hostile depth
+ * NUL character or a lone UTF-16 surrogate; and the key `$pii`, which marks
+ * a sealed personal value (libs/privacy): a client's object that looks like
+ * one would be taken for one when read back. Iterative, so a hostile depth
  * cannot overflow the stack. Answers the first bad place, or null.
  */
 export const untrustedInputError = (input: unknown, prefix = ''): ProblemFieldError | null => {
@@ -32,6 +34,7 @@ export const untrustedInputError = (input: unknown, prefix = ''): ProblemFieldEr
     if (depth >= MAX_JSON_DEPTH) return { path: path.join('.'), message: `nested deeper than ${MAX_JSON_DEPTH} levels` };
     for (const [key, child] of Object.entries(value)) {
       if (badString(key)) return { path: path.join('.'), message: 'keys must not contain NUL characters or unpaired UTF-16 surrogates' };
+      if (key === '$pii') return { path: [...path, key].join('.'), message: 'the key $pii is reserved (it marks sealed personal data)' };
       stack.push({ value: child, path: [...path, key], depth: depth + 1 });
     }
   }

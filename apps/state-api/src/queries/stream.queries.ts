@@ -27,9 +27,12 @@ export class GetStreamEventsHandler implements IQueryHandler<GetStreamEvents> {
 
   async execute({ worldId, streamId, fromRevision, limit, at }: GetStreamEvents) {
     const category = streamId.split('-', 1)[0]!;
+    // A world's own streams only: the privacy streams (`privacy-<playerId>`, admin audit) belong to none,
+    // though a player id is a valid world slug.
     const belongs =
-      streamId === `${category}-${worldId}` ||
-      (streamId.startsWith(`${category}-${worldId}-`) && /^[0-9a-f-]{36}$/.test(streamId.slice(category.length + worldId.length + 2)));
+      category !== 'privacy' &&
+      (streamId === `${category}-${worldId}` ||
+        (streamId.startsWith(`${category}-${worldId}-`) && /^[0-9a-f-]{36}$/.test(streamId.slice(category.length + worldId.length + 2))));
     const events = belongs ? await this.store.readStream(streamId, { fromRevision: BigInt(fromRevision), maxCount: limit + 1, until: toUntil(at) }) : [];
     if (events.length === 0 && (!belongs || (await this.store.streamRevision(streamId)) === null)) {
       throw new Problem(404, 'not-found', 'Stream not found', `world ${worldId} has no stream ${streamId}`);

@@ -298,17 +298,16 @@ export class ReadModelStore {
       // Derived data needs no WAL flush before the answer: a crash that loses the last commits
       // loses their checkpoint with them, and the projector applies those events again.
       await client.query('SET LOCAL synchronous_commit = off');
-      await client.query(this.commitBatch, params);
-      // After the batch's own rows are in (its rows before the erasure were marked in memory already):
-      // every stored action row of an erased player recorded before the erasure loses its context.
+      // An erasure first: every stored action row of the player came before it in the feed and loses its
+      // context; the batch's own rows before it were marked in memory, those after it are left as they are.
       if (changes.erasures?.length && this.writesHistory) {
         await client.query(
-          `UPDATE ${this.nameOf('player_history')} h SET context = $3::jsonb
-             FROM unnest($1::uuid[], $2::bigint[]) AS e(player_id, position)
-            WHERE h.player_id = e.player_id AND h.position < e.position AND h.context IS DISTINCT FROM $3::jsonb`,
-          [changes.erasures.map((e) => e.playerId), changes.erasures.map((e) => e.position.toString()), JSON.stringify(ERASED)],
+          `UPDATE ${this.nameOf('player_history')} h SET context = $2::jsonb
+            WHERE h.player_id = ANY ($1::uuid[]) AND h.context IS DISTINCT FROM $2::jsonb`,
+          [changes.erasures.map((e) => e.playerId), JSON.stringify(ERASED)],
         );
       }
+      await client.query(this.commitBatch, params);
     });
   }
 
