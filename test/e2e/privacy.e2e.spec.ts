@@ -2,6 +2,9 @@ import { randomUUID } from 'node:crypto';
 import Redis from 'ioredis';
 import type { Pool } from 'pg';
 import { PG_POOL } from '../../apps/state-api/src/persistence/tokens';
+import type { PlayerKeyStore } from '@lorestore/privacy';
+import { KEY_STORE } from '../../apps/state-api/src/privacy/privacy.providers';
+import { PrivacyService } from '../../apps/state-api/src/privacy/privacy.service';
 import { ADMIN_KEY, GAME_KEY, startTestApp, type TestApp } from '../support/app';
 import { describeWithRedis } from '../support/services';
 
@@ -284,6 +287,25 @@ describeWithRedis('player erasure and export (e2e, GDPR)', (redisUrl) => {
     expect(exported).toMatchObject({ erased: true, erasure: { erasedAt: erasure.erasedAt, position: erasure.position }, memories: [] });
     expect(exported.worlds.map((w: { profile: unknown }) => w.profile)).toEqual([null, null]);
     expect(exported.actions.map((a: { context: unknown }) => a.context)).toEqual([ERASED, ERASED]);
+  });
+
+  it('completes an erasure whose audit event was never appended (the process died between the two steps)', async () => {
+    const carol = randomUUID();
+    await send(w2, 'player.set_profile', { playerId: carol, displayName: `Carol ${tag}` });
+    // The first step alone, as a crash right after it would leave it.
+    await t.app.get<PlayerKeyStore>(KEY_STORE).erase(carol, 'crash test', 'admin:t');
+    const privacy = t.app.get(PrivacyService);
+    expect(await privacy.completeErasures(60_000)).toBe(0); // too recent: the erasing request may still be appending
+    expect(await privacy.completeErasures(0)).toBe(1);
+    const { rows } = await pool().query<{ erase_position: string }>('SELECT erase_position FROM player_keys WHERE player_id = $1', [carol]);
+    const position = Number(rows[0]!.erase_position);
+    expect((await pool().query('SELECT type FROM events WHERE stream_id = $1', [`privacy-${carol}`])).rows).toEqual([{ type: 'PlayerErased' }]);
+    expect((await get(`/v1/worlds/${w2}/players/${carol}`, position)).body).toMatchObject({ profile: null, erased: true });
+    expect(await privacy.completeErasures(0)).toBe(0);
+    // The route answers the same erasure, with its position, and appends nothing more.
+    const r = await admin('POST', `/v1/admin/players/${carol}/erase`, { reason: 'again' });
+    expect(r.body).toMatchObject({ reason: 'crash test', position });
+    expect((await pool().query('SELECT type FROM events WHERE stream_id = $1', [`privacy-${carol}`])).rows).toHaveLength(1);
   });
 
   it('takes no new personal data for an erased player (410), but still their non-personal commands', async () => {

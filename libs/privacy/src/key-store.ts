@@ -288,6 +288,17 @@ export class PlayerKeyStore {
     return { erasure: before, fresh: false };
   }
 
+  /** Erasures whose audit event was never appended (the process died between the two steps), older than `olderThanMs`. */
+  async unfinishedErasures(olderThanMs: number, limit = 100): Promise<Erasure[]> {
+    const { rows } = await this.options.pool.query<{ player_id: string; erased_at: Date; erase_reason: string | null; erased_by: string | null }>(
+      `SELECT player_id::text, erased_at, erase_reason, erased_by FROM player_keys
+        WHERE erased_at IS NOT NULL AND erase_position IS NULL AND erased_at < now() - make_interval(secs => $1::float / 1000)
+        ORDER BY erased_at LIMIT $2`,
+      [olderThanMs, limit],
+    );
+    return rows.map((r) => ({ playerId: r.player_id, erasedAt: r.erased_at, reason: r.erase_reason ?? '', erasedBy: r.erased_by, position: null }));
+  }
+
   async recordErasePosition(playerId: string, position: bigint): Promise<void> {
     await this.options.pool.query('UPDATE player_keys SET erase_position = $2 WHERE player_id = $1 AND erase_position IS NULL', [playerId, position.toString()]);
   }

@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import type { Pool } from 'pg';
 import { EVENT_SCHEMA_VERSIONS, privacyStreamId, uuidV7, type PlayerErased, type PlayerState } from '@lorestore/domain';
 import { PostgresEventStore, deriveEventId, type EventStore } from '@lorestore/event-store';
@@ -16,6 +16,9 @@ import { profileView } from './profile-view';
 export type ErasureView = { playerId: string; erasedAt: string; reason: string; erasedBy: string | null; position: number | null };
 
 const EXPORT_PAGE = 1000;
+/** How often, and after how long, an erasure whose audit event is missing is completed. */
+const SWEEP_EVERY_MS = 30_000;
+const SWEEP_AFTER_MS = 10_000;
 
 /**
  * Erasure and export of a player's personal data (GDPR). Erasure destroys
@@ -25,7 +28,10 @@ const EXPORT_PAGE = 1000;
  * what it held. Export reads everything held about the player, opened.
  */
 @Injectable()
-export class PrivacyService {
+export class PrivacyService implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly logger = new Logger('Privacy');
+  private sweeper: NodeJS.Timeout | null = null;
+
   constructor(
     @Inject(KEY_STORE) private readonly keys: PlayerKeyStore,
     @Inject(PERSONAL_DATA) private readonly personal: PersonalDataCodec,
@@ -35,6 +41,34 @@ export class PrivacyService {
     private readonly readModels: ReadModels,
     private readonly metrics: Metrics,
   ) {}
+
+  onApplicationBootstrap(): void {
+    this.sweeper = setInterval(() => {
+      this.completeErasures().catch((error: unknown) => this.logger.warn(`completing erasures: ${(error as Error).message}`));
+    }, SWEEP_EVERY_MS);
+    this.sweeper.unref();
+  }
+
+  onApplicationShutdown(): void {
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.sweeper = null;
+  }
+
+  /**
+   * Appends the audit event of every erasure that has none yet: a process
+   * that died between destroying the key and appending would otherwise leave
+   * the read models and Pinecone holding what they held. Idempotent (the
+   * erasure's command id), so every API instance may run it.
+   */
+  async completeErasures(olderThanMs = SWEEP_AFTER_MS): Promise<number> {
+    let done = 0;
+    for (const erasure of await this.keys.unfinishedErasures(olderThanMs)) {
+      const position = await this.appendErased(erasure, `complete-erasure:${erasure.playerId}`);
+      if (position !== null) done++;
+      this.logger.warn(`erasure of player ${erasure.playerId} (${erasure.erasedAt.toISOString()}) had no audit event: appended${position === null ? ' (not mirrored yet)' : ` at ${position}`}`);
+    }
+    return done;
+  }
 
   /** Whether lorestore holds anything of this player: a key (erased or not), a player document, or a memory about them. */
   async known(playerId: string): Promise<boolean> {
