@@ -1,4 +1,5 @@
-import { createHash, createHmac, randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
+import type { DomainCommand } from '@lorestore/domain';
 import { PostgresEventStore } from '@lorestore/event-store';
 import { createPostgresPool } from '@lorestore/infra';
 import { LocalKeyWrapper, PersonalDataCodec, PlayerKeyStore, migratePrivacy } from '@lorestore/privacy';
@@ -38,22 +39,22 @@ export const openLorestore = async (config: ContenderConfig, writers: number): P
   let keys: PlayerKeyStore | null = null;
   let codec: PersonalDataCodec | null = null;
   const wrapper = new LocalKeyWrapper(Buffer.from(BENCH_MASTER_KEY, 'base64'));
-  // The service hashes every command keyed (HMAC), personal or not: so do both sides here.
-  const hashKey = wrapper.hmacKey('command-hash');
-  const hmac = (text: string) => createHmac('sha256', hashKey).update(text).digest('base64url');
   if (mode === 'sealed' || mode === 'sealed-new-player') {
     await migratePrivacy(pool, config.schema);
     keys = new PlayerKeyStore({ pool, wrapper });
-    codec = new PersonalDataCodec(keys, { hashKey });
+    codec = new PersonalDataCodec(keys);
   }
   const players = Array.from({ length: PLAYERS }, () => randomUUID());
   let next = 0;
   const personalEvent = async (spec: AppendSpec): Promise<{ data: unknown; hash: string }> => {
     const playerId = mode === 'sealed-new-player' ? randomUUID() : players[next++ % PLAYERS]!;
     const data = { playerId, action: 'chat', context: CHAT, at: new Date().toISOString(), recordedAt: new Date().toISOString() };
-    if (!codec) return { data, hash: hmac(JSON.stringify(data)) };
+    // The service's command hash: SHA-256 without personal data, an HMAC under the player's key with it.
+    if (!codec) return { data, hash: sha256(JSON.stringify(data)) };
+    const command = { type: 'player.record_action', data: { playerId, action: data.action, context: data.context }, metadata: {} } as unknown as DomainCommand;
+    const hash = await codec.commandDigest(command, JSON.stringify(data));
     const [sealed] = await codec.seal([{ type: spec.event.type, data }]);
-    return { data: sealed!.data, hash: codec.digest(JSON.stringify(data)) };
+    return { data: sealed!.data, hash };
   };
   if (codec && mode === 'sealed') {
     // Known players: their keys exist and are cached (a live world's players come back).

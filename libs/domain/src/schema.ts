@@ -1,4 +1,4 @@
-import type { EventType } from './aggregates';
+import type { CommandType, EventType } from './aggregates';
 
 /**
  * The version each event type is written with today. Raise one when its data
@@ -62,4 +62,16 @@ export const PERSONAL_DATA: Partial<Record<EventType, { subjectField: string; fi
   PlayerActionRecorded: { subjectField: 'playerId', fields: ['context'] },
   // A memory about players: its text and its embedding (which can be inverted back to text).
   NpcMemoryRecorded: { subjectField: 'subjects', fields: ['text', 'embedding'] },
+};
+
+/**
+ * The commands whose payload carries personal data, and the event their
+ * personal fields are declared on (the payload names its subjects with the
+ * same field): what the command path needs to key a command's idempotency
+ * hash by its players before it decides.
+ */
+export const PERSONAL_COMMANDS: Partial<Record<CommandType, keyof typeof PERSONAL_DATA>> = {
+  'player.set_profile': 'PlayerProfileSet',
+  'player.record_action': 'PlayerActionRecorded',
+  'npc.record_memory': 'NpcMemoryRecorded',
 };

@@ -3,7 +3,7 @@ import type { DomainEvent } from './aggregates';
 import { entityDecider, type EntityCommand, type EntityEvent, type EntityState } from './entity';
 import { narrativeDecider, type NarrativeCommand, type NarrativeEvent, type NarrativeState } from './narrative';
 import { playerDecider, type PlayerCommand, type PlayerEvent, type PlayerState } from './player';
-import { createUpcaster, EVENT_SCHEMA_VERSIONS, PERSONAL_DATA, UnknownSchemaVersionError, upcast, type UpcasterRegistry } from './schema';
+import { createUpcaster, EVENT_SCHEMA_VERSIONS, PERSONAL_COMMANDS, PERSONAL_DATA, UnknownSchemaVersionError, upcast, type UpcasterRegistry } from './schema';
 import { metadata, T0, T1 } from './testing/decider-spec';
 import { worldDecider, type WorldCommand, type WorldEvent, type WorldState } from './world';
 
@@ -91,6 +91,14 @@ describe('EVENT_SCHEMA_VERSIONS', () => {
 
   it('lets the real upcaster pass every produced event at its current version', () => {
     for (const event of produced) expect(upcast(event.type, EVENT_SCHEMA_VERSIONS[event.type], event.data)).toBe(event.data);
+  });
+
+  it('maps each personal command to the event it produces, whose subject field its payload carries too', () => {
+    for (const [command, eventType] of Object.entries(PERSONAL_COMMANDS)) {
+      const event = produced.find((e) => e.type === eventType);
+      expect({ command, produced: event !== undefined }).toEqual({ command, produced: true });
+      expect(Object.keys(PERSONAL_DATA)).toContain(eventType);
+    }
   });
 
   it('names personal-data fields and subject fields that the events really carry', () => {

@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import { chmod, link, mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { KEY_BYTES } from './envelope';
@@ -42,15 +42,6 @@ export class LocalKeyWrapper implements KeyWrapper {
     decipher.setAAD(Buffer.from('lorestore/player-key/v1'));
     decipher.setAuthTag(wrapped.subarray(wrapped.length - 16));
     return Buffer.concat([decipher.update(wrapped.subarray(12, wrapped.length - 16)), decipher.final()]);
-  }
-
-  /**
-   * A keyed hash under a key derived from the master key (never the master
-   * key itself): for digests of personal data that must match across
-   * processes, such as a command's idempotency hash.
-   */
-  hmacKey(purpose: string): Buffer {
-    return createHmac('sha256', this.masterKey).update(`lorestore/derived/${purpose}`).digest();
   }
 }
 

@@ -116,17 +116,6 @@ describe('LocalKeyWrapper', () => {
   it('refuses a master key that is not 32 bytes', () => {
     for (const size of [0, 16, 31, 33, 64]) expectMasterKeyError(() => new LocalKeyWrapper(randomBytes(size)));
   });
-
-  it('hmacKey derives a purpose-specific key that is not the master key', () => {
-    const master = randomBytes(32);
-    const wrapper = new LocalKeyWrapper(master);
-    const hash = wrapper.hmacKey('idempotency');
-    expect(hash).toHaveLength(32);
-    expect(hash.equals(master)).toBe(false);
-    expect(wrapper.hmacKey('idempotency').equals(hash)).toBe(true);
-    expect(wrapper.hmacKey('other').equals(hash)).toBe(false);
-    expect(new LocalKeyWrapper(randomBytes(32)).hmacKey('idempotency').equals(hash)).toBe(false);
-  });
 });
 
 describe('loadOrCreateMasterKeyFile', () => {

@@ -1,5 +1,5 @@
-import { createHmac } from 'node:crypto';
-import { DomainRefusal, ERASED, PERSONAL_DATA } from '@lorestore/domain';
+import { createHash, createHmac } from 'node:crypto';
+import { DomainRefusal, ERASED, PERSONAL_COMMANDS, PERSONAL_DATA, type DomainCommand } from '@lorestore/domain';
 import type { RecordedEvent } from '@lorestore/event-store';
 import { EnvelopeError, findSealed, normalizeSubjects, open, replaceSealed, seal, subjectKey, type Sealed } from './envelope';
 import type { PlayerKeyStore } from './key-store';
@@ -26,7 +26,7 @@ export const subjectsOf = (event: EventLike): string[] => {
 export class PersonalDataCodec {
   constructor(
     private readonly keys: PlayerKeyStore,
-    private readonly options: { hashKey: Buffer; onUnreadable?: (envelope: Sealed, error: Error) => void },
+    private readonly options: { onUnreadable?: (envelope: Sealed, error: Error) => void } = {},
   ) {}
 
   /**
@@ -87,11 +87,18 @@ export class PersonalDataCodec {
   }
 
   /**
-   * A keyed digest (HMAC-SHA-256): for values that hold personal data but only
-   * need comparing, such as a command's idempotency hash, so the stored digest
-   * cannot be checked against guessed emails or names.
+   * A command's idempotency hash over `text` (its payload): for a command
+   * with personal data, an HMAC under its players' key, so the stored hash can
+   * never be checked against guessed names or emails, and not at all once the
+   * player is erased; for any other command a plain SHA-256. Refuses (410
+   * `erased`) personal data of an erased player, as sealing would.
    */
-  digest(text: string): string {
-    return createHmac('sha256', this.options.hashKey).update(text).digest('base64url');
+  async commandDigest(command: DomainCommand, text: string): Promise<string> {
+    const eventType = PERSONAL_COMMANDS[command.type];
+    const subjects = eventType ? subjectsOf({ type: eventType, data: command.data }) : [];
+    if (subjects.length === 0) return createHash('sha256').update(text).digest('base64url');
+    const keys = this.keys.cached(subjects) ?? (await this.keys.keys(subjects, { create: true }));
+    for (const id of subjects) if (!keys.get(id)) throw new DomainRefusal('erased', `player ${id} was erased: lorestore takes no personal data for them any more`);
+    return createHmac('sha256', subjectKey(subjects, (id) => keys.get(id)!)).update('lorestore/command-hash/v1:').update(text).digest('base64url');
   }
 }

@@ -83,12 +83,12 @@ export const toCommandResponse = (result: AppendResult): CommandResponse =>
 
 /**
  * What makes two sends "the same command": a commandId reused for anything
- * else is refused. Keyed (HMAC under a key derived from the master key): the
- * payload may hold personal data, and a plain hash of it could be checked
- * against guessed names or emails.
+ * else is refused. A command with personal data is hashed under its players'
+ * key (PersonalDataCodec.commandDigest): a plain hash of the payload could be
+ * checked against guessed names or emails.
  */
-export const commandHash = (command: DomainCommand, expected: ExpectedRevision | undefined, digest: (text: string) => string): string =>
-  digest(JSON.stringify([command.metadata.worldId, command.type, command.data, expected === undefined ? null : String(expected)]));
+export const commandHash = (command: DomainCommand, expected: ExpectedRevision | undefined, digest: (command: DomainCommand, text: string) => Promise<string>): Promise<string> =>
+  digest(command, JSON.stringify([command.metadata.worldId, command.type, command.data, expected === undefined ? null : String(expected)]));
 
 const matches = (expected: ExpectedRevision, actual: bigint | null): boolean => {
   if (expected === 'any') return true;
@@ -117,7 +117,14 @@ export class ExecuteCommandHandler implements ICommandHandler<ExecuteCommand, Co
   ) {}
 
   async execute({ command, expectedRevision, correlationId }: ExecuteCommand): Promise<CommandResponse> {
-    const hash = commandHash(command, expectedRevision, (text) => this.personal.digest(text));
+    let hash: string;
+    try {
+      hash = await commandHash(command, expectedRevision, (c, text) => this.personal.commandDigest(c, text));
+    } catch (error) {
+      // Personal data of an erased player (410): nothing to compare with a first copy, nothing appended.
+      this.metrics.commands.inc({ type: command.type, outcome: error instanceof DomainRefusal ? 'refused' : 'error' });
+      throw error;
+    }
     try {
       const response = await this.decideAndAppend(command, expectedRevision, hash, correlationId);
       this.metrics.commands.inc({ type: command.type, outcome: response.duplicate ? 'duplicate' : 'ok' });

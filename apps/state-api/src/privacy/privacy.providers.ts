@@ -53,10 +53,9 @@ export const privacyProviders: Provider[] = [
   },
   {
     provide: PERSONAL_DATA,
-    inject: [KEY_STORE, KEY_WRAPPER, Metrics],
-    useFactory: (keys: PlayerKeyStore, wrapper: LocalKeyWrapper, metrics: Metrics) =>
+    inject: [KEY_STORE, Metrics],
+    useFactory: (keys: PlayerKeyStore, metrics: Metrics) =>
       new PersonalDataCodec(keys, {
-        hashKey: wrapper.hmacKey('command-hash'),
         onUnreadable: (envelope, error) => {
           metrics.unreadableValues.inc();
           logger.error(`an envelope of ${envelope.s.join(', ')} does not open with its key (${error.message}): shown as erased`);
