@@ -31,7 +31,14 @@ describe('docker/compose.yml', () => {
   type Compose = { services: Record<string, Service>; volumes?: Record<string, unknown>; networks?: Record<string, unknown> };
 
   const dockerDir = path.join(__dirname, '../../docker');
-  const compose = parse(readFileSync(path.join(dockerDir, 'compose.yml'), 'utf8'), { merge: true }) as Compose;
+  /** What `docker compose` would substitute: `${VAR:?message}` and `${VAR:-default}` from this environment. */
+  const COMPOSE_ENV: Record<string, string> = { LORESTORE_MASTER_KEY: Buffer.alloc(32, 9).toString('base64') };
+  const required: string[] = [];
+  const interpolated = readFileSync(path.join(dockerDir, 'compose.yml'), 'utf8').replace(/\$\{(\w+)(?::([?-])([^}]*))?\}/g, (_, name: string, op?: string, rest?: string) => {
+    if (op === '?') required.push(name);
+    return COMPOSE_ENV[name] ?? (op === '-' ? (rest ?? '') : '');
+  });
+  const compose = parse(interpolated, { merge: true }) as Compose;
   const services = compose.services;
   const lorestore = Object.entries(services).filter(([, s]) => s.build !== undefined);
   const inDefaultStack = ([, s]: [string, Service]) => s.profiles === undefined;
@@ -89,6 +96,11 @@ describe('docker/compose.yml', () => {
       if (name === 'redis-cluster-init') continue;
       expect({ name, restart: service.restart }).toEqual({ name, restart: 'unless-stopped' });
     }
+  });
+
+  it('takes the master key from the environment (compose refuses to start without it), never from the file', () => {
+    expect(required).toContain('LORESTORE_MASTER_KEY');
+    expect(readFileSync(path.join(dockerDir, 'compose.yml'), 'utf8')).toMatch(/LORESTORE_MASTER_KEY: "\$\{LORESTORE_MASTER_KEY:\?/);
   });
 
   it('gives each lorestore service only variables the service reads and a configuration it accepts', () => {

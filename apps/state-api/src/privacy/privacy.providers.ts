@@ -22,7 +22,7 @@ const logger = new Logger('Privacy');
 export const resolveMasterKey = async (config: AppConfig): Promise<LocalKeyWrapper> => {
   if (config.LORESTORE_MASTER_KEY) return new LocalKeyWrapper(parseMasterKey(config.LORESTORE_MASTER_KEY));
   const { key, file, created } = await loadOrCreateMasterKeyFile(config.dataDir);
-  if (created) logger.warn(`no LORESTORE_MASTER_KEY set: generated one in ${file} (back it up with the database: without it no personal data can be read)`);
+  if (created) logger.warn(`no LORESTORE_MASTER_KEY set: generated one in ${file} (back it up, apart from the database: without it no personal data can be read)`);
   return new LocalKeyWrapper(key);
 };
 
