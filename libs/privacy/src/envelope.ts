@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createSecretKey, hkdfSync, randomFillSync, type KeyObject } from 'node:crypto';
 
 /**
  * A personal value as it is stored: AES-256-GCM ciphertext under the key of
@@ -47,10 +47,33 @@ export const subjectKey = (subjects: readonly string[], keyOf: (subject: string)
   return Buffer.from(hkdfSync('sha256', material, Buffer.alloc(0), aad(subjects), KEY_BYTES));
 };
 
+/**
+ * IVs from the CSPRNG, drawn a thousand at a time: one call to it costs more
+ * than the whole encryption of a short value. Each IV is used once, at once.
+ */
+const IV_POOL = 1024;
+const ivPool = Buffer.allocUnsafe(IV_BYTES * IV_POOL);
+let ivNext = IV_POOL;
+const nextIv = (): Buffer => {
+  if (ivNext === IV_POOL) {
+    randomFillSync(ivPool);
+    ivNext = 0;
+  }
+  return ivPool.subarray(IV_BYTES * ivNext, IV_BYTES * ++ivNext);
+};
+
+/** The key as a KeyObject, made once per key buffer (the key store hands out the same buffer for a player). */
+const keyObjects = new WeakMap<Buffer, KeyObject>();
+export const keyObjectOf = (key: Buffer): KeyObject => {
+  let object = keyObjects.get(key);
+  if (!object) keyObjects.set(key, (object = createSecretKey(key)));
+  return object;
+};
+
 /** Seals a JSON value (null included: whether a player gave an email is personal too). */
 export const seal = (value: unknown, subjects: readonly string[], key: Buffer): Sealed => {
-  const iv = randomBytes(IV_BYTES);
-  const cipher = createCipheriv(ALGORITHM, key, iv);
+  const iv = nextIv();
+  const cipher = createCipheriv(ALGORITHM, keyObjectOf(key), iv);
   cipher.setAAD(aad(subjects));
   const ct = Buffer.concat([cipher.update(JSON.stringify(value ?? null), 'utf8'), cipher.final(), cipher.getAuthTag()]);
   return { $pii: 1, s: [...subjects], iv: iv.toString('base64'), ct: ct.toString('base64') };
@@ -66,7 +89,7 @@ export const open = (envelope: Sealed, key: Buffer): unknown => {
   const iv = Buffer.from(envelope.iv, 'base64');
   if (iv.length !== IV_BYTES || bytes.length < TAG_BYTES) throw new EnvelopeError('malformed envelope');
   try {
-    const decipher = createDecipheriv(ALGORITHM, key, iv);
+    const decipher = createDecipheriv(ALGORITHM, keyObjectOf(key), iv);
     decipher.setAAD(aad(envelope.s));
     decipher.setAuthTag(bytes.subarray(bytes.length - TAG_BYTES));
     const plain = Buffer.concat([decipher.update(bytes.subarray(0, bytes.length - TAG_BYTES)), decipher.final()]);

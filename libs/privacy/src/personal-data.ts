@@ -1,7 +1,7 @@
 import { createHash, createHmac } from 'node:crypto';
 import { DomainRefusal, ERASED, PERSONAL_COMMANDS, PERSONAL_DATA, type DomainCommand } from '@lorestore/domain';
 import type { RecordedEvent } from '@lorestore/event-store';
-import { EnvelopeError, findSealed, normalizeSubjects, open, replaceSealed, seal, subjectKey, type Sealed } from './envelope';
+import { EnvelopeError, findSealed, keyObjectOf, normalizeSubjects, open, replaceSealed, seal, subjectKey, type Sealed } from './envelope';
 import type { PlayerKeyStore } from './key-store';
 
 type EventLike = { type: string; data: unknown };
@@ -99,6 +99,9 @@ export class PersonalDataCodec {
     if (subjects.length === 0) return createHash('sha256').update(text).digest('base64url');
     const keys = this.keys.cached(subjects) ?? (await this.keys.keys(subjects, { create: true }));
     for (const id of subjects) if (!keys.get(id)) throw new DomainRefusal('erased', `player ${id} was erased: lorestore takes no personal data for them any more`);
-    return createHmac('sha256', subjectKey(subjects, (id) => keys.get(id)!)).update('lorestore/command-hash/v1:').update(text).digest('base64url');
+    return createHmac('sha256', keyObjectOf(subjectKey(subjects, (id) => keys.get(id)!)))
+      .update('lorestore/command-hash/v1:')
+      .update(text)
+      .digest('base64url');
   }
 }
