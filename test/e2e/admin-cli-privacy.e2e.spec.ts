@@ -1,9 +1,9 @@
-import { execFileSync, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { CLI_ROOT, buildCli as buildCliInto, runCli, type CliRun } from '../support/cli';
 import { ADMIN_KEY, startTestApp, type TestApp } from '../support/app';
 
 /**
@@ -12,17 +12,14 @@ import { ADMIN_KEY, startTestApp, type TestApp } from '../support/app';
  * service on a loopback port, stdin a pipe (not a terminal) throughout.
  */
 
-const ROOT = path.resolve(__dirname, '..', '..');
+const ROOT = CLI_ROOT;
 /** A build of its own (inside the project, so node_modules resolve; .lorestore/ is gitignored). */
 const OUT = path.join(ROOT, '.lorestore', 'test-build', `cli-privacy-${process.pid}`);
 const MAIN = path.join(OUT, 'apps', 'admin-cli', 'src', 'main.js');
+const buildCli = () => buildCliInto(OUT);
 
-const buildCli = () => {
-  mkdirSync(OUT, { recursive: true });
-  execFileSync(path.join(ROOT, 'node_modules', '.bin', 'swc'), ['apps/admin-cli', '-d', OUT, '--copy-files', '--quiet'], { cwd: ROOT, stdio: 'pipe' });
-};
 
-type Run = { code: number | null; stdout: string; stderr: string };
+type Run = CliRun;
 
 type Export = {
   playerId: string;
@@ -46,24 +43,7 @@ describe('lorestore player export / erase (e2e)', () => {
 
   /** Runs the CLI with stdin closed at once; LORESTORE_* come only from `env`. */
   const cli = (args: string[], env: Record<string, string> = { LORESTORE_URL: url, LORESTORE_API_KEY: ADMIN_KEY }, timeoutMs = 60_000): Promise<Run> =>
-    new Promise((resolve, reject) => {
-      const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('LORESTORE_')));
-      const child = spawn(process.execPath, [MAIN, ...args], { cwd: ROOT, env: { ...inherited, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      child.stdin.end();
-      const timer = setTimeout(() => {
-        child.kill('SIGKILL');
-        reject(new Error(`lorestore ${args.join(' ')} ran longer than ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
-      }, timeoutMs);
-      child.on('error', reject);
-      child.on('close', (code) => {
-        clearTimeout(timer);
-        resolve({ code, stdout, stderr });
-      });
-    });
+    runCli(MAIN, args, env, timeoutMs);
 
   /** The export as the API answers it (not through the CLI). */
   const exportOf = async (playerId: string): Promise<Export> => {

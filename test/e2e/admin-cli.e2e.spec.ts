@@ -1,8 +1,8 @@
-import { execFileSync, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import path from 'node:path';
+import { CLI_ROOT, buildCli as buildCliInto, runCli, type CliRun } from '../support/cli';
 import { ADMIN_KEY, GAME_KEY, startTestApp, type TestApp } from '../support/app';
 
 /**
@@ -11,18 +11,14 @@ import { ADMIN_KEY, GAME_KEY, startTestApp, type TestApp } from '../support/app'
  * service on a loopback port. stdin is a pipe (not a terminal) throughout.
  */
 
-const ROOT = path.resolve(__dirname, '..', '..');
+const ROOT = CLI_ROOT;
 /** A build of its own (inside the project, so node_modules resolve; .lorestore/ is gitignored): `npm run build` elsewhere empties dist/. */
 const OUT = path.join(ROOT, '.lorestore', 'test-build', `cli-${process.pid}`);
 const MAIN = path.join(OUT, 'apps', 'admin-cli', 'src', 'main.js');
+const buildCli = () => buildCliInto(OUT);
 
-/** The CLI depends on nothing in libs/: compiling its own folder is what `npm run build` does for it. */
-const buildCli = () => {
-  mkdirSync(OUT, { recursive: true });
-  execFileSync(path.join(ROOT, 'node_modules', '.bin', 'swc'), ['apps/admin-cli', '-d', OUT, '--copy-files', '--quiet'], { cwd: ROOT, stdio: 'pipe' });
-};
 
-type Run = { code: number | null; stdout: string; stderr: string };
+type Run = CliRun;
 
 describe('lorestore admin CLI (e2e)', () => {
   let t: TestApp;
@@ -31,24 +27,7 @@ describe('lorestore admin CLI (e2e)', () => {
 
   /** Runs the CLI with stdin closed at once; LORESTORE_* come only from `env`. */
   const cli = (args: string[], env: Record<string, string> = { LORESTORE_URL: url, LORESTORE_API_KEY: ADMIN_KEY }, timeoutMs = 60_000): Promise<Run> =>
-    new Promise((resolve, reject) => {
-      const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('LORESTORE_')));
-      const child = spawn(process.execPath, [MAIN, ...args], { cwd: ROOT, env: { ...inherited, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      child.stdin.end();
-      const timer = setTimeout(() => {
-        child.kill('SIGKILL');
-        reject(new Error(`lorestore ${args.join(' ')} ran longer than ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
-      }, timeoutMs);
-      child.on('error', reject);
-      child.on('close', (code) => {
-        clearTimeout(timer);
-        resolve({ code, stdout, stderr });
-      });
-    });
+    runCli(MAIN, args, env, timeoutMs);
 
   const send = async (type: string, payload: unknown, extra: Record<string, unknown> = {}) => {
     const r = await t.request({ method: 'POST', url: `/v1/worlds/${world}/commands`, body: { commandId: randomUUID(), type, payload, ...extra } });
