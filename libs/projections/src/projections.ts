@@ -142,9 +142,15 @@ export const applyHistoryErasure = (rows: Iterable<HistoryRow>, erasure: Erasure
   for (const row of rows) if (row.playerId === erasure.playerId) row.context = ERASED;
 };
 
-/** The players erased in these events: their documents in every world must be at hand to plan the batch. */
-export const erasedPlayersOf = (events: readonly RecordedEvent[]): string[] =>
-  [...new Set(events.filter((e) => e.type === 'PlayerErased').map((e) => (e.data as PlayerErased['data']).playerId))];
+/**
+ * The players erased in these events whose documents in every world must be
+ * at hand to plan the batch: none unless the player documents are among the
+ * projections (what `docKeysOf` is for the documents of the batch's own streams).
+ */
+export const erasedPlayersOf = (projections: readonly Projection[], events: readonly RecordedEvent[]): string[] =>
+  projections.some((p) => p.kind === 'doc' && p.aggregate === 'player')
+    ? [...new Set(events.filter((e) => e.type === 'PlayerErased').map((e) => (e.data as PlayerErased['data']).playerId))]
+    : [];
 
 export const applyHistoryReset = (rows: Iterable<HistoryRow>, reset: HistoryReset): void => {
   for (const row of rows) {

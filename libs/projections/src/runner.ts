@@ -325,9 +325,8 @@ export class ProjectionRunner {
     }
     if (missing.size > 0) for (const [key, doc] of await this.options.readModels.loadDocs(missing)) current.set(key, doc);
     // An erasure rewrites the player's documents in every world: all of them must be at hand.
-    const erased = erasedPlayersOf(events);
-    if (erased.length > 0 && this.projections.some((p) => p.kind === 'doc' && p.aggregate === 'player')) {
-      for (const [key, doc] of await this.options.readModels.loadPlayerDocs(erased)) if (!current.has(key)) current.set(key, this.docCache.get(key) ?? doc);
+    for (const [key, doc] of await this.options.readModels.loadPlayerDocs(erasedPlayersOf(this.projections, events))) {
+      if (!current.has(key)) current.set(key, this.docCache.get(key) ?? doc);
     }
 
     const changes: BatchChanges = { docs: [], history: [], historyResets: [], checkpoint: null };
@@ -471,10 +470,7 @@ export class ProjectionRunner {
         if (covered.length > 0) {
           const docs = [...(await this.options.readModels.loadDocs(docKeysOf(this.projections, covered))).values()];
           // An erasure since the bypass rewrote the player's documents in every world: those too.
-          const erased = erasedPlayersOf(covered);
-          if (erased.length > 0 && this.projections.some((p) => p.kind === 'doc' && p.aggregate === 'player')) {
-            docs.push(...(await this.options.readModels.loadPlayerDocs(erased)).values());
-          }
+          docs.push(...(await this.options.readModels.loadPlayerDocs(erasedPlayersOf(this.projections, covered))).values());
           for (const doc of docs) {
             const generation = this.generations.get(doc.table) ?? 1;
             if (generation !== 1) doc.generation = generation;

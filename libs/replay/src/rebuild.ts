@@ -569,7 +569,6 @@ export class RebuildWorker {
     if (!head || (from && comparePositions(from, head) >= 0)) return;
     const categories = [...new Set(projections.flatMap(categoriesOf))];
     const docProjections = projections.filter((p) => p.kind === 'doc');
-    const readsPlayers = docProjections.some((p) => p.aggregate === 'player');
     const page = this.options.bulk?.pageSize ?? BULK_PAGE;
     const flushEvents = this.options.bulk?.flushEvents ?? BULK_FLUSH_EVENTS;
     const docs = new Map<string, Doc>();
@@ -597,9 +596,9 @@ export class RebuildWorker {
       scanned += page;
       if (events.length > 0) {
         if (!allInMemory) for (const projection of docProjections) await this.loadMissing(projection.name, docs, events, projection, shadowStore);
-        if (readsPlayers && !allInMemory) {
+        if (!allInMemory) {
           // An erasure rewrites the player's documents in every world: the copy's ones must be at hand.
-          for (const [key, doc] of await shadowStore.loadPlayerDocs(erasedPlayersOf(events))) if (!docs.has(key)) docs.set(key, doc);
+          for (const [key, doc] of await shadowStore.loadPlayerDocs(erasedPlayersOf(projections, events))) if (!docs.has(key)) docs.set(key, doc);
         }
         const planned = planBatch(projections, docs, events);
         for (const doc of planned.docs) {
