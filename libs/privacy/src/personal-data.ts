@@ -73,10 +73,9 @@ export class PersonalDataCodec {
     }) as T;
   }
 
-  /** The events with their data opened. */
+  /** The events with their data opened (each event itself when its data holds no envelope). */
   async openEvents(events: readonly RecordedEvent[]): Promise<RecordedEvent[]> {
-    if (!events.some((e) => findSealed(e.data).length > 0)) return [...events];
-    // One key lookup for the whole batch.
+    // One walk and one key lookup for the whole batch.
     const opened = (await this.open(events.map((e) => e.data))) as unknown[];
     return events.map((event, i) => (opened[i] === event.data ? event : { ...event, data: opened[i] }));
   }
