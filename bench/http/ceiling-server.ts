@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import Fastify from 'fastify';
 import { createPostgresPool } from '@lorestore/infra';
+import { requiredEnv, serveUntilSignalled } from '../support/child-process';
 
 /**
  * The ceiling for `npm run bench -- http`: a bare Fastify route that turns
@@ -9,11 +10,6 @@ import { createPostgresPool } from '@lorestore/infra';
  * auth, no domain, no idempotency, no concurrency check: what is left is HTTP +
  * JSON + a batched durable write. Started as a child process by http.ts.
  */
-const env = (name: string): string => {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is required`);
-  return value;
-};
 
 type Row = { streamId: string; revision: string; eventId: string; data: string; metadata: string };
 type Pending = { row: Row; resolve: (position: string) => void; reject: (error: unknown) => void };
@@ -27,7 +23,7 @@ const INSERT = `
 const MAX_CONCURRENT_INSERTS = Number(process.env.CEILING_CONCURRENT_INSERTS ?? 2);
 const MAX_BATCH = 256;
 
-const pool = createPostgresPool({ url: env('DATABASE_URL'), schema: env('DATABASE_SCHEMA'), max: MAX_CONCURRENT_INSERTS + 2, applicationName: 'bench-ceiling' });
+const pool = createPostgresPool({ url: requiredEnv('DATABASE_URL'), schema: requiredEnv('DATABASE_SCHEMA'), max: MAX_CONCURRENT_INSERTS + 2, applicationName: 'bench-ceiling' });
 const queue: Pending[] = [];
 let inFlight = 0;
 const stats = { batches: 0, rows: 0, insertMs: 0 };
@@ -105,15 +101,4 @@ app.post<{ Params: { worldId: string }; Body: CommandBody }>('/v1/worlds/:worldI
   return { streamId, revision: revision.toString(), position, events: [{ type: 'PlayerActionRecorded', revision: revision.toString(), position }], duplicate: false };
 });
 
-const shutdown = async (): Promise<void> => {
-  await app.close();
-  await pool.end();
-  process.exit(0);
-};
-process.once('SIGTERM', () => void shutdown());
-process.once('SIGINT', () => void shutdown());
-
-app.listen({ port: Number(env('PORT')), host: process.env.HOST ?? '127.0.0.1' }).catch((error: unknown) => {
-  console.error(error);
-  process.exit(1);
-});
+serveUntilSignalled(app, () => pool.end());

@@ -1,6 +1,7 @@
 import Fastify from 'fastify';
 import Redis from 'ioredis';
 import { Pool } from 'pg';
+import { requiredEnv, serveUntilSignalled } from '../support/child-process';
 
 /**
  * The baseline for `npm run bench -- load`: a bare Fastify process that does,
@@ -11,21 +12,16 @@ import { Pool } from 'pg';
  * POST under /v1/), no auth, no validation, no domain. Started as a child
  * process by load.ts, which creates the tables.
  */
-const env = (name: string): string => {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is required`);
-  return value;
-};
 
-const schema = env('DATABASE_SCHEMA');
+const schema = requiredEnv('DATABASE_SCHEMA');
 if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) throw new Error(`invalid schema name ${schema}`);
-const rows = Number(env('BASELINE_ROWS'));
+const rows = Number(requiredEnv('BASELINE_ROWS'));
 const prefix = process.env.REDIS_KEY_PREFIX ?? '';
 
-const pool = new Pool({ connectionString: env('DATABASE_URL'), max: 50, application_name: 'bench-load-baseline', options: `-c search_path=${schema}` });
+const pool = new Pool({ connectionString: requiredEnv('DATABASE_URL'), max: 50, application_name: 'bench-load-baseline', options: `-c search_path=${schema}` });
 pool.on('error', () => undefined);
 // As the service's client: one connection, commands of the same tick pipelined.
-const redis = new Redis(env('REDIS_URL'), { keyPrefix: prefix, enableAutoPipelining: true, maxRetriesPerRequest: 2 });
+const redis = new Redis(requiredEnv('REDIS_URL'), { keyPrefix: prefix, enableAutoPipelining: true, maxRetriesPerRequest: 2 });
 redis.on('error', () => undefined);
 
 let counter = 0;
@@ -47,16 +43,7 @@ app.get('/health/ready', async () => ({ status: 'ok' }));
 app.get('/v1/*', async () => handle(null));
 app.post('/v1/*', async (request) => handle(request.body));
 
-const shutdown = async (): Promise<void> => {
-  await app.close();
+serveUntilSignalled(app, async () => {
   await pool.end();
   redis.disconnect();
-  process.exit(0);
-};
-process.once('SIGTERM', () => void shutdown());
-process.once('SIGINT', () => void shutdown());
-
-app.listen({ port: Number(env('PORT')), host: process.env.HOST ?? '127.0.0.1' }).catch((error: unknown) => {
-  console.error(error);
-  process.exit(1);
 });

@@ -54,3 +54,28 @@ export const waitForHttpOk = async (url: string, running: RunningChild, timeoutM
   }
   throw new Error(`${url} not ready after ${timeoutMs} ms (last: ${last}):\n${running.tail()}`);
 };
+
+/** In a bench's child server: a variable the parent must have set. */
+export const requiredEnv = (name: string): string => {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is required`);
+  return value;
+};
+
+/**
+ * In a bench's child server: listens on PORT (HOST, default loopback), and on
+ * SIGTERM or SIGINT closes the server, then `release` (pools, clients), then exits 0.
+ */
+export const serveUntilSignalled = (app: { listen(options: { port: number; host: string }): Promise<unknown>; close(): Promise<unknown> }, release: () => Promise<void>): void => {
+  const shutdown = async (): Promise<void> => {
+    await app.close();
+    await release();
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void shutdown());
+  process.once('SIGINT', () => void shutdown());
+  app.listen({ port: Number(requiredEnv('PORT')), host: process.env.HOST ?? '127.0.0.1' }).catch((error: unknown) => {
+    console.error(error);
+    process.exit(1);
+  });
+};
