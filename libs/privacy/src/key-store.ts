@@ -61,20 +61,21 @@ export class PlayerKeyStore {
     return this.options.now ? this.options.now() : Date.now();
   }
 
-  get wrapperId(): string {
-    return this.options.wrapper.id;
-  }
-
   /** The keys of these players if every one is in the cache (the command path's common case, without a promise); else null. */
   cached(playerIds: readonly string[]): Map<string, Buffer | null> | null {
     const now = this.now();
     const found = new Map<string, Buffer | null>();
     for (const id of playerIds) {
-      const entry = this.cache.get(id);
-      if (!entry || entry.expiresAt <= now) return null;
+      const entry = this.fresh(id, now);
+      if (!entry) return null;
       found.set(id, entry.key);
     }
     return found;
+  }
+
+  private fresh(playerId: string, now: number): Entry | undefined {
+    const entry = this.cache.get(playerId);
+    return entry && entry.expiresAt > now ? entry : undefined;
   }
 
   /**
@@ -86,36 +87,20 @@ export class PlayerKeyStore {
     const missing: string[] = [];
     const now = this.now();
     for (const id of new Set(playerIds)) {
-      const entry = this.cache.get(id);
-      if (entry && entry.expiresAt > now) {
-        found.set(id, entry.key);
-        continue;
-      }
-      missing.push(id);
+      const entry = this.fresh(id, now);
+      if (entry) found.set(id, entry.key);
+      else missing.push(id);
     }
-    if (missing.length === 0) return found;
-    const loaded = await this.load(missing, options.create);
-    for (const id of missing) {
-      const key = loaded.get(id);
-      if (key !== undefined) found.set(id, key);
-    }
+    // Every key not in the cache goes through one queue: at most MAX_FLUSHES statements at a time,
+    // each for every player asked for since the last one (up to FLUSH_MAX), so a burst of new players
+    // costs a few commits, not one each (the same idea as the event store's group commit).
+    await Promise.all(
+      missing.map(async (id) => {
+        const key = await this.request(id, options.create);
+        if (key !== undefined) found.set(id, key);
+      }),
+    );
     return found;
-  }
-
-  /**
-   * Every key not in the cache goes through one queue: at most
-   * MAX_FLUSHES statements at a time, each for every player asked for since
-   * the last one (up to FLUSH_MAX), so a burst of new players costs a few
-   * commits, not one each (the same idea as the event store's group commit).
-   */
-  private load(ids: readonly string[], create: boolean): Promise<Map<string, Buffer | null>> {
-    return Promise.all(ids.map((id) => this.request(id, create))).then((keys) => {
-      const found = new Map<string, Buffer | null>();
-      ids.forEach((id, i) => {
-        if (keys[i] !== undefined) found.set(id, keys[i]!);
-      });
-      return found;
-    });
   }
 
   private request(id: string, create: boolean): Promise<Buffer | null | undefined> {
