@@ -5,12 +5,13 @@ import type { Pool } from 'pg';
 import { EVENT_SCHEMA_VERSIONS, privacyStreamId, uuidV7, type PlayerErased, type PlayerState } from '@lorestore/domain';
 import { PostgresEventStore, deriveEventId, type EventStore } from '@lorestore/event-store';
 import type { Erasure, PersonalDataCodec, PlayerKeyStore } from '@lorestore/privacy';
+import type { ReadModelStore } from '@lorestore/projections';
 import { MEMORY_PROJECTION, type MemoryStore } from '@lorestore/semantic-memory';
 import { Problem } from '../http/problem';
 import { Metrics } from '../metrics/metrics';
 import { EVENT_STORE, PG_POOL } from '../persistence/tokens';
 import { ReadModels } from '../queries/read-models';
-import { MEMORY_STORE } from '../projections/projections.providers';
+import { MEMORY_STORE, READ_MODELS } from '../projections/projections.providers';
 import { KEY_STORE, PERSONAL_DATA } from './privacy.providers';
 import { profileView } from './profile-view';
 
@@ -39,6 +40,7 @@ export class PrivacyService implements OnApplicationBootstrap, OnApplicationShut
     @Inject(EVENT_STORE) private readonly store: EventStore,
     @Inject(PG_POOL) private readonly pool: Pool,
     @Inject(MEMORY_STORE) private readonly memories: MemoryStore,
+    @Inject(READ_MODELS) private readonly documents: ReadModelStore,
     private readonly readModels: ReadModels,
     private readonly metrics: Metrics,
   ) {}
@@ -157,21 +159,19 @@ export class PrivacyService implements OnApplicationBootstrap, OnApplicationShut
     yield `{"playerId":${JSON.stringify(playerId)},"exportedAt":${JSON.stringify(new Date().toISOString())}`;
     yield `,"erased":${erasure !== null},"erasure":${JSON.stringify(erasure ? this.view(erasure) : null)}`;
 
-    const { rows: docs } = await this.pool.query<{ world_id: string; data: PlayerState; revision: string; updated_at: Date }>(
-      'SELECT world_id, data, revision, updated_at FROM player_state WHERE player_id = $1 ORDER BY world_id',
-      [playerId],
-    );
-    const profiles = await this.personal.open(docs.map((d) => d.data.profile));
+    const docs = [...(await this.documents.loadPlayerDocs([playerId])).values()].sort((a, b) => (a.worldId < b.worldId ? -1 : 1));
+    const profiles = await this.personal.open(docs.map((d) => (d.state as PlayerState).profile));
     const worlds = docs.map((d, i) => {
-      const { profile } = profileView(d.data, profiles[i] ?? null);
+      const state = d.state as PlayerState;
+      const { profile } = profileView(state, profiles[i] ?? null);
       return {
-        worldId: d.world_id,
+        worldId: d.worldId,
         profile,
-        relationships: d.data.relationships,
-        counters: d.data.counters,
-        lastActionAt: d.data.lastActionAt,
+        relationships: state.relationships,
+        counters: state.counters,
+        lastActionAt: state.lastActionAt,
         revision: Number(d.revision),
-        updatedAt: d.updated_at.toISOString(),
+        updatedAt: d.updatedAt,
       };
     });
     yield `,"worlds":${JSON.stringify(worlds)}`;
