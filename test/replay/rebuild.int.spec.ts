@@ -133,6 +133,20 @@ describe('projection rebuild (blue-green) under concurrent writes and reads', ()
     return { ids, last: () => last, stop: async () => ((stop = true), await Promise.all(loops), written) };
   };
 
+  /**
+   * The writers' first 50 entities, once the live projector has applied them:
+   * only ids whose appends had returned before `caughtUp` read the position it
+   * waits for. An id taken after that (a loaded machine may not have written 50
+   * in 300 ms) can still be on its way through the gap-safe feed, held back by
+   * any older open transaction: a miss then is lag, not a failed read.
+   */
+  const projectedIds = async (writers: { ids: string[] }): Promise<string[]> => {
+    for (const deadline = Date.now() + 10_000; writers.ids.length < 50 && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 10));
+    const known = writers.ids.slice(0, 50);
+    await caughtUp();
+    return known;
+  };
+
   /** Readers: documents that exist must always be found, and every read-model query must succeed. */
   const startReaders = (known: string[]) => {
     let stop = false;
@@ -158,16 +172,18 @@ describe('projection rebuild (blue-green) under concurrent writes and reads', ()
   it('rebuilds entities and player_history while writes and reads go on: equal to a fresh replay, no failed read', async () => {
     const writers = startWriters();
     await new Promise((r) => setTimeout(r, 300));
-    await caughtUp();
-    const known = writers.ids.slice(0, 50);
-    const readers = startReaders(known);
+    const readers = startReaders(await projectedIds(writers));
     // Pages of 97 events and a commit every 500: the bulk phase's page and flush boundaries fall everywhere.
     const rebuilds = worker(200, { pageSize: 97, flushEvents: 500 });
     rebuilds.start();
     let readResult: { reads: number; failures: string[] };
     try {
       for (const name of ['entities', 'player_history']) {
-        const before = Number((await db.pool.query<{ n: string }>('SELECT count(*) AS n FROM events')).rows[0]!.n);
+        // The events the gap-safe feed could deliver when the job was asked for (an older transaction still
+        // open elsewhere on the server, as another suite's, holds back the later ones, for the rebuild too).
+        const before = Number(
+          (await db.pool.query<{ n: string }>('SELECT count(*) AS n FROM events WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())')).rows[0]!.n,
+        );
         const job = await jobs.request(name, 'admin:test', 'test');
         await expect(jobs.request(name, 'admin:test', 'again')).rejects.toBeInstanceOf(RebuildInProgressError);
         const done = await finished(job.jobId);
@@ -237,8 +253,7 @@ describe('projection rebuild (blue-green) under concurrent writes and reads', ()
     const generations = Object.fromEntries(['entities', 'world_state', 'narrative_state', 'player_state', 'player_history'].map((n) => [n, live.generationOf(n)]));
     const writers = startWriters();
     await new Promise((r) => setTimeout(r, 300));
-    await caughtUp();
-    const readers = startReaders(writers.ids.slice(0, 50));
+    const readers = startReaders(await projectedIds(writers));
     const rebuilds = worker(200, { pageSize: 113, flushEvents: 700 });
     let readResult: { reads: number; failures: string[] };
     try {
