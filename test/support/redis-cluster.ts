@@ -1,11 +1,12 @@
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import Redis from 'ioredis';
+import type { TestCerts } from './tls-certs';
 
 /**
  * A real 6-node Redis Cluster (3 primaries, 3 replicas) on loopback, for tests
@@ -15,6 +16,9 @@ import Redis from 'ioredis';
  */
 export type RedisClusterHarness = {
   nodes: { host: string; port: number }[];
+  /** As started: every node asks for this password, and speaks only TLS with this CA's certificate. */
+  password?: string;
+  tls?: TestCerts;
   /** The primaries the cluster reports in CLUSTER NODES, minus failed or killed ones. */
   primaries(): Promise<{ host: string; port: number }[]>;
   replicaOf(primaryPort: number): Promise<{ host: string; port: number } | undefined>;
@@ -61,9 +65,24 @@ const pickPorts = async (basePort?: number): Promise<number[]> => {
   throw new Error('found no 6 free ports for a Redis Cluster');
 };
 
+/** How the harness itself reaches a node: AUTH and TLS as the cluster was started with. */
+type Access = { password?: string; ca?: Buffer };
+/** Per port, for the clusters of this process that ask for AUTH or TLS. */
+const accessByPort = new Map<number, Access>();
+
 /** One short-lived connection per call, so nothing is left open when a node dies. */
-const withNode = async <T>(port: number, use: (client: Redis) => Promise<T>): Promise<T> => {
-  const client = new Redis({ host: HOST, port, lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 1000, commandTimeout: 2000, retryStrategy: () => null });
+const withNode = async <T>(port: number, use: (client: Redis) => Promise<T>, access: Access = accessByPort.get(port) ?? {}): Promise<T> => {
+  const client = new Redis({
+    host: HOST,
+    port,
+    lazyConnect: true,
+    maxRetriesPerRequest: 1,
+    connectTimeout: 1000,
+    commandTimeout: 2000,
+    retryStrategy: () => null,
+    ...(access.password ? { password: access.password } : {}),
+    ...(access.ca ? { tls: { ca: access.ca } } : {}),
+  });
   client.on('error', () => undefined); // reported through the rejected command instead
   try {
     await client.connect();
@@ -115,8 +134,10 @@ const waitFor = async (what: string, timeoutMs: number, check: () => Promise<str
   throw new Error(`${what} within ${timeoutMs} ms: ${problem}`);
 };
 
-export const startRedisCluster = async (options: { basePort?: number } = {}): Promise<RedisClusterHarness> => {
+export const startRedisCluster = async (options: { basePort?: number; password?: string; tls?: TestCerts } = {}): Promise<RedisClusterHarness> => {
   const ports = await pickPorts(options.basePort);
+  const access: Access = { ...(options.password ? { password: options.password } : {}), ...(options.tls ? { ca: readFileSync(options.tls.caFile) } : {}) };
+  for (const port of ports) accessByPort.set(port, access);
   const dir = await mkdtemp(path.join(os.tmpdir(), 'lorestore-redis-cluster-'));
   const children: Child[] = [];
   const live = () => children.filter((c) => !c.dead);
@@ -142,6 +163,7 @@ export const startRedisCluster = async (options: { basePort?: number } = {}): Pr
         }),
       );
       process.off('exit', killOnExit);
+      for (const port of ports) accessByPort.delete(port);
       await rm(dir, { recursive: true, force: true });
     })());
 
@@ -205,7 +227,13 @@ export const startRedisCluster = async (options: { basePort?: number } = {}): Pr
       const nodeDir = path.join(dir, String(port));
       await mkdir(nodeDir);
       // The cluster bus listens on port + 10000 and binds where the node binds.
-      const args = ['--port', String(port), '--bind', HOST, '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`];
+      // With TLS the node speaks only TLS, clients and cluster bus alike (the bus port is still port + 10000).
+      const args = options.tls
+        ? ['--port', '0', '--tls-port', String(port), '--tls-cluster', 'yes', '--tls-replication', 'yes', '--tls-auth-clients', 'no']
+        : ['--port', String(port)];
+      if (options.tls) args.push('--tls-cert-file', options.tls.certFile, '--tls-key-file', options.tls.keyFile, '--tls-ca-cert-file', options.tls.caFile);
+      if (options.password) args.push('--requirepass', options.password, '--masterauth', options.password);
+      args.push('--bind', HOST, '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`);
       args.push('--cluster-node-timeout', '2000', '--appendonly', 'no', '--save', '', '--dir', nodeDir);
       args.push('--logfile', path.join(nodeDir, `redis-${port}.log`), '--protected-mode', 'no');
       // The default 5 s wait before a diskless full sync would more than triple the start time.
@@ -238,7 +266,12 @@ export const startRedisCluster = async (options: { basePort?: number } = {}): Pr
     }
 
     const addresses = ports.map((port) => `${HOST}:${port}`);
-    await execFileAsync('redis-cli', ['--cluster', 'create', ...addresses, '--cluster-replicas', '1', '--cluster-yes'], { timeout: 30_000 });
+    const cliTls = options.tls ? ['--tls', '--cacert', options.tls.caFile] : [];
+    // REDISCLI_AUTH rather than -a: the password stays out of the process list.
+    await execFileAsync('redis-cli', [...cliTls, '--cluster', 'create', ...addresses, '--cluster-replicas', '1', '--cluster-yes'], {
+      timeout: 30_000,
+      env: { ...process.env, ...(options.password ? { REDISCLI_AUTH: options.password } : {}) },
+    });
 
     // redis-cli returns once the configuration is consistent; gossip and replica sync take a moment longer.
     await waitFor('Redis Cluster did not form', 30_000, async () => {
@@ -260,6 +293,8 @@ export const startRedisCluster = async (options: { basePort?: number } = {}): Pr
 
   return {
     nodes: ports.map((port) => ({ host: HOST, port })),
+    ...(options.password ? { password: options.password } : {}),
+    ...(options.tls ? { tls: options.tls } : {}),
     primaries: async () =>
       (await currentView())
         .filter((n) => n.flags.includes('master') && usable(n))

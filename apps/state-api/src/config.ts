@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { parseMasterKey } from '@lorestore/privacy';
@@ -112,6 +113,23 @@ export const configSchema = z.object({
     .optional(),
   /** Prepended to every hot-state key, so several deployments can share one Redis. */
   REDIS_KEY_PREFIX: z.string().max(64).regex(/^[^{}\s]*$/, 'no braces or spaces').default(''),
+  /** Redis AUTH (managed Redis needs it): an ACL user (Redis 6+) and/or password; credentials in REDIS_URL win over these. */
+  REDIS_USERNAME: z.string().min(1).max(256).optional(),
+  REDIS_PASSWORD: z.string().min(1).max(4096).optional(),
+  /** TLS to every Redis node (a `rediss://` REDIS_URL turns it on by itself). */
+  REDIS_TLS: bool.default(false),
+  /** PEM file of the CA(s) that signed the Redis servers' certificates, when that is not a public CA. */
+  REDIS_TLS_CA_FILE: z
+    .string()
+    .min(1)
+    .refine((file) => {
+      try {
+        return /-----BEGIN CERTIFICATE-----/.test(readFileSync(file, 'utf8'));
+      } catch {
+        return false;
+      }
+    }, 'a readable PEM file with at least one CERTIFICATE')
+    .optional(),
   REDIS_CONNECT_TIMEOUT_MS: int(100, 60_000).default(5000),
   REDIS_COMMAND_TIMEOUT_MS: int(10, 60_000).default(5000),
   /** A hot-state read slower than this answers from PostgreSQL instead. */

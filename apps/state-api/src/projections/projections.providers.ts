@@ -1,7 +1,8 @@
+import { readFileSync } from 'node:fs';
 import { Logger as NestLogger, type Logger, type Provider } from '@nestjs/common';
 import type { Pool } from 'pg';
 import type { EventStore } from '@lorestore/event-store';
-import { MemoryHotState, ProjectionRunner, ReadModelStore, RedisHotState, type HotStateStore, type RunnerLogger } from '@lorestore/projections';
+import { MemoryHotState, ProjectionRunner, ReadModelStore, RedisHotState, type HotStateStore, type RedisHotStateOptions, type RunnerLogger } from '@lorestore/projections';
 import { RebuildWorker } from '@lorestore/replay';
 import {
   EmbeddedVectorIndex,
@@ -26,6 +27,16 @@ export const PROJECTION_RUNNER = Symbol('PROJECTION_RUNNER');
 export const MEMORY_STORE = Symbol('MEMORY_STORE');
 export const VECTOR_INDEX = Symbol('VECTOR_INDEX');
 
+/** REDIS_USERNAME / REDIS_PASSWORD, and TLS (REDIS_TLS, a rediss:// URL) with REDIS_TLS_CA_FILE's CAs. */
+export const redisAuth = (config: AppConfig): Pick<RedisHotStateOptions, 'username' | 'password' | 'tls'> => {
+  const tls = config.REDIS_TLS || config.REDIS_URL?.startsWith('rediss://') || config.REDIS_TLS_CA_FILE !== undefined;
+  return {
+    ...(config.REDIS_USERNAME !== undefined ? { username: config.REDIS_USERNAME } : {}),
+    ...(config.REDIS_PASSWORD !== undefined ? { password: config.REDIS_PASSWORD } : {}),
+    ...(tls ? { tls: config.REDIS_TLS_CA_FILE ? { ca: readFileSync(config.REDIS_TLS_CA_FILE) } : {} } : {}),
+  };
+};
+
 /** Redis Cluster, one Redis node, or the in-process store, as configured. */
 export const createHotState = (config: AppConfig): HotStateStore => {
   if (config.REDIS_CLUSTER_NODES || config.REDIS_URL) {
@@ -36,6 +47,7 @@ export const createHotState = (config: AppConfig): HotStateStore => {
       ttlSeconds: config.HOT_STATE_TTL_SECONDS,
       connectTimeoutMs: config.REDIS_CONNECT_TIMEOUT_MS,
       commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
+      ...redisAuth(config),
     });
   }
   return new MemoryHotState({ ttlSeconds: config.HOT_STATE_TTL_SECONDS, maxEntries: config.HOT_STATE_MEMORY_MAX_ENTRIES });

@@ -1,3 +1,4 @@
+import type { ConnectionOptions } from 'node:tls';
 import Redis, { Cluster, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { Doc, DocTable } from '../projections';
 import { hotKey, type HotDoc, type HotStateStore } from './hot-state';
@@ -62,6 +63,16 @@ export type RedisHotStateOptions = {
   keyPrefix?: string;
   connectTimeoutMs: number;
   commandTimeoutMs: number;
+  /** AUTH: an ACL user (Redis 6+) and/or password; for `url`, credentials in the URL win over these. */
+  username?: string;
+  password?: string;
+  /**
+   * TLS to every node (a `rediss://` url turns it on by itself): the options of
+   * `tls.connect`, e.g. `{ ca }` for a private CA. Certificates are checked
+   * against the host names given, which a Cluster keeps instead of resolving
+   * them (as managed clusters with TLS need).
+   */
+  tls?: ConnectionOptions;
 };
 
 /** Hot state in Redis, one node or a Cluster, through ioredis. */
@@ -77,10 +88,15 @@ export class RedisHotState implements HotStateStore {
       commandTimeout: options.commandTimeoutMs,
       maxRetriesPerRequest: 2,
       enableAutoPipelining: true,
+      ...(options.username !== undefined ? { username: options.username } : {}),
+      ...(options.password !== undefined ? { password: options.password } : {}),
+      ...(options.tls ? { tls: options.tls } : {}),
     };
     if (options.clusterNodes && options.clusterNodes.length > 0) {
       const clusterOptions: ClusterOptions = {
         redisOptions: common,
+        // With TLS, connect to nodes by the names given (certificates name hosts, not addresses).
+        ...(options.tls ? { dnsLookup: (address: string, callback: (error: Error | null, address: string) => void) => callback(null, address) } : {}),
         keyPrefix: options.keyPrefix ?? '',
         enableAutoPipelining: true,
         // Reads go to primaries: a replica may be behind, and hot state must not go backwards.
@@ -135,10 +151,26 @@ export class RedisHotState implements HotStateStore {
     this.lossListeners.push(listener);
   }
 
+  /**
+   * A Cluster that no node of answers (down, or refusing our AUTH or TLS) keeps
+   * commands queued until it is back, without end: then this rejects after the
+   * command timeout, so callers fall back or retry instead of hanging. One node
+   * is bounded by ioredis itself (maxRetriesPerRequest, commandTimeout).
+   */
+  private bounded<T>(operation: Promise<T>): Promise<T> {
+    if (this.kind !== 'redis-cluster') return operation;
+    let timer: NodeJS.Timeout | undefined;
+    const ms = this.options.commandTimeoutMs;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`Redis Cluster did not answer within ${ms} ms (${this.client.status})`)), ms);
+    });
+    return Promise.race([operation, timeout]).finally(() => clearTimeout(timer));
+  }
+
   async get(table: DocTable, worldId: string, id: string, generation = 1): Promise<HotDoc | null> {
-    const [revision, position, updatedAt, doc] = await this.client
-      .hmget(hotKey(table, worldId, id, generation), 'revision', 'position', 'updatedAt', 'doc')
-      .catch((error: unknown) => this.redirected(error));
+    const [revision, position, updatedAt, doc] = await this.bounded(
+      this.client.hmget(hotKey(table, worldId, id, generation), 'revision', 'position', 'updatedAt', 'doc'),
+    ).catch((error: unknown) => this.redirected(error));
     if (revision === null || position === null || updatedAt === null || doc === null) return null;
     return { revision: BigInt(revision), position: BigInt(position), updatedAt, state: JSON.parse(doc) };
   }
@@ -146,15 +178,17 @@ export class RedisHotState implements HotStateStore {
   async put(docs: readonly Doc[]): Promise<void> {
     if (this.kind === 'redis') return this.putChunks(docs);
     // Auto-pipelining sends these as one round trip per node.
-    await Promise.all(
-      docs.map((d) =>
-        this.client.lorestorePutIfNewer(
-          hotKey(d.table, d.worldId, d.id, d.generation),
-          d.revision.toString(),
-          d.position.toString(),
-          d.updatedAt,
-          JSON.stringify(d.state),
-          this.options.ttlSeconds,
+    await this.bounded(
+      Promise.all(
+        docs.map((d) =>
+          this.client.lorestorePutIfNewer(
+            hotKey(d.table, d.worldId, d.id, d.generation),
+            d.revision.toString(),
+            d.position.toString(),
+            d.updatedAt,
+            JSON.stringify(d.state),
+            this.options.ttlSeconds,
+          ),
         ),
       ),
     ).catch((error: unknown) => this.redirected(error));
@@ -186,7 +220,7 @@ export class RedisHotState implements HotStateStore {
 
   async ping(): Promise<void> {
     if (this.client instanceof Cluster) {
-      const info = await this.client.cluster('INFO');
+      const info = await this.bounded(this.client.cluster('INFO'));
       if (!String(info).includes('cluster_state:ok')) throw new Error('Redis Cluster state is not ok');
       return;
     }
