@@ -1,5 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import Redis from 'ioredis';
+import { Client } from 'pg';
 import { eventually } from '@lorestore/event-store/testing';
 import { ADMIN_KEY, TEST_EVENT_STORE, startTestApp, type TestApp } from '../support/app';
 import { describeWithRedis } from '../support/services';
@@ -129,6 +130,53 @@ describeWithRedis('read models through HTTP (e2e, Redis hot state)', (redisUrl) 
       expect(p.checkpointCommit).toMatch(/^\d+$/);
       expect(p).toMatchObject({ version: 1, lag: { events: 0, ms: 0 }, status: 'caught_up', projector: { mode: 'inline', leader: true } });
       expect(p.eventsProcessed).toBeGreaterThan(0);
+    }
+  });
+
+  it('a projector that keeps failing says why: error, failures in a row and checkpoint in /v1/admin/projections and a metric, gone with the next committed batch', async () => {
+    const admin = new Client({ connectionString: t.db.url });
+    await admin.connect();
+    const table = `"${t.db.schema}".entities`;
+    try {
+      const { position: before } = await send('world.advance_time', { ticks: 1 });
+      await get(`/v1/worlds/${world}/state`, before);
+      // The projector's next batch cannot commit: its table is gone (as after a bad manual migration).
+      await admin.query(`ALTER TABLE ${table} RENAME TO entities_away`);
+      const { position } = await send('entity.spawn', { entityId: randomUUID(), kind: 'npc', attributes: {} });
+      const failing = await eventually(
+        async () => (await get('/v1/admin/projections', undefined, ADMIN_KEY)).body as { name: string; error: { message: string; failures: number; since: string; lastAt: string; checkpoint: number | null } | null; status: string }[],
+        (list) => (list.find((p) => p.name === 'entities')?.error?.failures ?? 0) >= 2,
+        15_000,
+      );
+      const entities = failing.find((p) => p.name === 'entities')!;
+      expect(entities.error!.message).toMatch(/entities/);
+      expect(entities.error!.checkpoint).toBeGreaterThanOrEqual(before);
+      expect(entities.error!.checkpoint).toBeLessThan(position);
+      expect(Date.parse(entities.error!.lastAt)).toBeGreaterThan(Date.parse(entities.error!.since));
+      // Every read model waits on the same batch; the memory index runs on its own and is not failing.
+      expect(failing.find((p) => p.name === 'player_state')!.error).not.toBeNull();
+      expect(failing.find((p) => p.name === 'npc_memories')!.error).toBeNull();
+      const metrics = await t.request({ method: 'GET', url: '/metrics', key: null });
+      expect(metrics.body).toMatch(/lorestore_projection_failures\{projection="entities"\} [1-9]\d*/);
+
+      await admin.query(`ALTER TABLE "${t.db.schema}".entities_away RENAME TO entities`);
+      expect((await get(`/v1/worlds/${world}/state`, position)).status).toBe(200);
+      const healed = await eventually(
+        async () => (await get('/v1/admin/projections', undefined, ADMIN_KEY)).body as { name: string; error: unknown }[],
+        (list) => list.every((p) => p.error === null),
+        15_000,
+      );
+      expect(healed.find((p) => p.name === 'entities')).toMatchObject({ error: null, status: 'caught_up' });
+      // The gauges read the checkpoints at most once a second.
+      const after = await eventually(
+        async () => String((await t.request({ method: 'GET', url: '/metrics', key: null })).body),
+        (text) => /lorestore_projection_failures\{projection="entities"\} 0/.test(text),
+        5000,
+      );
+      expect(after).toMatch(/lorestore_projection_failures\{projection="entities"\} 0/);
+    } finally {
+      await admin.query(`ALTER TABLE IF EXISTS "${t.db.schema}".entities_away RENAME TO entities`).catch(() => undefined);
+      await admin.end();
     }
   });
 

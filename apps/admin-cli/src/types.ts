@@ -101,6 +101,8 @@ export type ProjectionStatus = {
   updatedAt: string | null;
   status: string;
   projector?: { mode: 'inline'; leader: boolean } | { mode: 'external' };
+  /** The live projector's failures since the last committed batch (absent from servers before it). */
+  error?: { message: string; failures: number; since: string; lastAt: string; checkpoint: number | null } | null;
 };
 
 /** The answer of `POST /v1/admin/players/{playerId}/erase` (the same for every erasure of a player after the first). */

@@ -109,6 +109,13 @@ export const projectionsTable = (items: ProjectionStatus[]): string =>
     items.map((p) => [p.name, p.checkpoint, num(p.lag.events), num(p.lag.ms), p.status, num(p.eventsProcessed)]),
   );
 
+/** The projections whose projector keeps failing: one line each, the last error last. */
+export const failingLines = (items: ProjectionStatus[]): string =>
+  items
+    .filter((p) => p.error)
+    .map((p) => `FAILING ${p.name}: ${num(p.error!.failures)} time(s) in a row since ${p.error!.since}, at checkpoint ${p.error!.checkpoint ?? 'none'}: ${p.error!.message}`)
+    .join('\n');
+
 /** Seconds the job ran: start to finish, or to its last update while it runs. */
 export const jobSeconds = (job: Job): number | null => secondsBetween(job.startedAt ?? job.createdAt, job.finishedAt ?? job.updatedAt ?? null);
 

@@ -45,6 +45,12 @@ export type ProjectionRunnerOptions = {
   hotBypass?: { afterMs: number; settleMs: number; probeMs: number };
   /** Each failure of the loop (it retries with back-off); a rebuild gives up after a few in a row. */
   onError?: (error: unknown) => void;
+  /**
+   * The live projector: record each failure in projection_failures (what GET
+   * /v1/admin/projections shows from any instance), cleared by the next
+   * committed batch. Off for a rebuild, which reports through its job.
+   */
+  reportFailures?: boolean;
   onBatch?: (info: { events: number; docs: number; history: number; ms: number; position: Position }) => void;
   logger?: RunnerLogger;
 };
@@ -102,6 +108,8 @@ export class ProjectionRunner {
   private bypass: { from: Position | null } | null = null;
   private bypassProbe: NodeJS.Timeout | null = null;
   private bypassProbedAt = 0;
+  /** A failure may be on record (ours, or a previous leader's): the next committed batch clears it. */
+  private failureOnRecord = false;
 
   constructor(private readonly options: ProjectionRunnerOptions) {
     this.projections = options.projections ?? ALL_PROJECTIONS;
@@ -207,6 +215,7 @@ export class ProjectionRunner {
         if (this.stopped) break;
         this.options.onError?.(error);
         this.logger.warn(`projector: ${(error as Error).message}; retrying in ${backoff} ms`);
+        await this.recordFailure(error);
         this.docCache.clear();
         await this.sleep(backoff);
         backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
@@ -222,6 +231,7 @@ export class ProjectionRunner {
     if (this.lease.held) return true;
     if (!(await this.lease.acquire())) return false;
     this.docCache.clear();
+    this.failureOnRecord = this.options.reportFailures === true;
     // Another runner may have led meanwhile: an in-process hot store holds only what this one wrote.
     if (this.options.clearsHotStateOnLead !== false) this.options.hot.forget?.();
     this.logger.info(`projector: leading ${this.names.join(', ')}`);
@@ -363,6 +373,7 @@ export class ProjectionRunner {
 
     for (const name of this.names) this.checkpoints.set(name, last.position);
     this.lastPosition = last.position;
+    if (this.failureOnRecord) await this.clearFailures();
     this.options.onBatch?.({ events: events.length, docs: changes.docs.length, history: changes.history.length, ms: performance.now() - started, position: last.position });
     for (const listener of this.listeners) listener(last.position);
     const waiters = this.waiters;
@@ -488,6 +499,28 @@ export class ProjectionRunner {
     }
     this.bypass = null;
     this.logger.info(`projector: the hot store is back; wrote ${rewritten} documents changed meanwhile, reading from it again`);
+  }
+
+  /** The live projector's failure, where every API instance can see it (best effort: the database may be what failed). */
+  private async recordFailure(error: unknown): Promise<void> {
+    if (!this.options.reportFailures || !this.lease.held) return;
+    const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    try {
+      await this.options.readModels.recordFailure(this.names, message, this.lastPosition);
+      this.failureOnRecord = true;
+    } catch (recordError) {
+      this.logger.warn(`projector: could not record the failure (${(recordError as Error).message})`);
+    }
+  }
+
+  private async clearFailures(): Promise<void> {
+    try {
+      await this.options.readModels.clearFailures(this.names);
+      this.failureOnRecord = false;
+    } catch (error) {
+      // The batch is committed; the record goes with a later one.
+      this.logger.warn(`projector: could not clear the recorded failure (${(error as Error).message})`);
+    }
   }
 
   /** Committed documents, so the next batch on a busy stream needs no read. */

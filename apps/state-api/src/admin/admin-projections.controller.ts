@@ -17,7 +17,8 @@ export class AdminProjectionsController {
   @ApiOperation({
     summary: 'Each projection: checkpoint, lag (events and ms), events processed, status',
     description:
-      'An array, one item per projection: `{ name, version, checkpoint, checkpointCommit, lag: { events, ms }, eventsProcessed, updatedAt, status, projector }`. ' +
+      'An array, one item per projection: `{ name, version, checkpoint, checkpointCommit, lag: { events, ms }, eventsProcessed, updatedAt, status, error, projector }`. ' +
+      '`error` is null, or `{ message, failures, since, lastAt, checkpoint }` while the live projector keeps failing on it (the last error, failures in a row, first and last time, the checkpoint it cannot pass), until a batch commits. ' +
       '`checkpoint` is the position of the last event applied (compare it with a command’s `position`); `status` is `not_started`, `caught_up`, `catching_up` or `stalled` ' +
       '(behind and no progress for 30 s); `npc_memories` is the NPC memory index; in EventStoreDB mode `esdb_mirror` comes first: ' +
       'the PostgreSQL mirror of EventStoreDB\'s log (its checkpoint is an EventStoreDB position, its lag counts EventStoreDB events not yet mirrored); `projector` says whether this instance runs the projections (`inline`, and whether it leads) or another process does (`external`).',

@@ -175,7 +175,9 @@ export class Metrics {
   }
 
   /** Lag gauges, read from the checkpoints when Prometheus scrapes (whoever runs the projector). */
-  registerProjectionLag(statuses: () => Promise<{ name: string; lag: { events: number; ms: number }; eventsProcessed: number }[]>): void {
+  registerProjectionLag(
+    statuses: () => Promise<{ name: string; lag: { events: number; ms: number }; eventsProcessed: number; error: { failures: number } | null }[]>,
+  ): void {
     // One read of the checkpoints serves the three gauges of a scrape.
     let last: { at: number; list: ReturnType<typeof statuses> } | null = null;
     const read = () => {
@@ -198,6 +200,15 @@ export class Metrics {
       registers: [this.registry],
       async collect() {
         for (const s of await read()) this.set({ projection: s.name }, s.lag.ms / 1000);
+      },
+    });
+    new Gauge({
+      name: 'lorestore_projection_failures',
+      help: 'Failures of the live projector in a row since the projection last committed a batch (0: none); alert on > 0 for a few minutes',
+      labelNames: ['projection'] as const,
+      registers: [this.registry],
+      async collect() {
+        for (const s of await read()) this.set({ projection: s.name }, s.error?.failures ?? 0);
       },
     });
     new Gauge({

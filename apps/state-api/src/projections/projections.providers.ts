@@ -70,6 +70,7 @@ export const createRunner = (
     partitions: { monthsBack: 1, monthsAhead: config.PLAYER_HISTORY_MONTHS_AHEAD, retentionMonths: config.PLAYER_HISTORY_RETENTION_MONTHS ?? null },
     // Readers look at the bypass at most every 250 ms (ProjectionsService.hotBypassed): settle 4× that.
     hotBypass: { afterMs: config.HOT_STATE_BYPASS_AFTER_MS, settleMs: 1000, probeMs: 1000 },
+    reportFailures: true,
     logger: runnerLogger(deps.logger),
     onBatch: ({ events, ms }) => {
       deps.metrics.projectedEvents.inc(events);

@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
 import type { Pool } from 'pg';
 import { comparePositions, type EsdbMirror, type EventStore, type MirroredEventStore, type Position } from '@lorestore/event-store';
-import { ALL_PROJECTIONS, type HotStateStore, type ProjectionRunner, type ReadModelStore } from '@lorestore/projections';
+import { ALL_PROJECTIONS, type HotStateStore, type ProjectionFailure, type ProjectionRunner, type ReadModelStore } from '@lorestore/projections';
 import { APP_CONFIG, type AppConfig } from '../config';
 import { Metrics } from '../metrics/metrics';
 import { ESDB_MIRROR, EVENT_STORE, PG_POOL } from '../persistence/tokens';
@@ -20,6 +20,11 @@ export type ProjectionStatus = {
   eventsProcessed: number;
   updatedAt: string | null;
   status: 'not_started' | 'caught_up' | 'catching_up' | 'stalled';
+  /**
+   * The live projector's failures since this projection's last committed batch
+   * (null: none): the last error, how many in a row, since when, at which checkpoint.
+   */
+  error: { message: string; failures: number; since: string; lastAt: string; checkpoint: number | null } | null;
 };
 
 /** Counting further than this costs more than it tells. */
@@ -27,6 +32,17 @@ const LAG_COUNT_LIMIT = 100_000;
 /** The mirror's lag is counted by reading EventStoreDB's $all: a smaller bound. */
 const MIRROR_LAG_COUNT_LIMIT = 10_000;
 const STALLED_AFTER_MS = 30_000;
+
+const errorOf = (failure: ProjectionFailure | undefined): ProjectionStatus['error'] =>
+  failure
+    ? {
+        message: failure.message,
+        failures: failure.failures,
+        since: failure.since.toISOString(),
+        lastAt: failure.lastAt.toISOString(),
+        checkpoint: failure.checkpoint === null ? null : Number(failure.checkpoint),
+      }
+    : null;
 
 /**
  * The projections as this process sees them: runs them when PROJECTOR=inline,
@@ -171,7 +187,8 @@ export class ProjectionsService implements OnApplicationBootstrap, BeforeApplica
   }
 
   async statuses(): Promise<ProjectionStatus[]> {
-    const stored = new Map((await this.readModels.checkpoints()).map((c) => [c.name, c]));
+    const [checkpoints, failures] = await Promise.all([this.readModels.checkpoints(), this.readModels.failures()]);
+    const stored = new Map(checkpoints.map((c) => [c.name, c]));
     // Projections run together share a checkpoint: count the lag once per distinct one.
     const lags = new Map<string, Promise<{ events: number; ms: number }>>();
     const lagOf = (position: Position | null) => {
@@ -194,6 +211,8 @@ export class ProjectionsService implements OnApplicationBootstrap, BeforeApplica
           eventsProcessed: c ? Number(c.events) : 0,
           updatedAt: c ? c.updatedAt.toISOString() : null,
           status: !c ? 'not_started' : behind.events === 0 ? 'caught_up' : idleMs > STALLED_AFTER_MS ? 'stalled' : 'catching_up',
+          // Caught up, it has nothing left to fail on (a record from before a quiet spell goes with the next batch).
+          error: behind.events === 0 ? null : errorOf(failures.get(p.name)),
         };
       }),
     );
@@ -225,6 +244,7 @@ export class ProjectionsService implements OnApplicationBootstrap, BeforeApplica
       eventsProcessed: status.events,
       updatedAt: status.updatedAt?.toISOString() ?? null,
       status: lag.events < 0 ? 'stalled' : lag.events === 0 ? (status.position ? 'caught_up' : 'not_started') : idleMs > STALLED_AFTER_MS ? 'stalled' : 'catching_up',
+      error: null,
     };
   }
 

@@ -5,6 +5,9 @@ import type { Position } from '@lorestore/event-store';
 import { loadMigrations, migrate, withTransaction } from '@lorestore/infra';
 import { docKey, type BatchChanges, type Doc, type DocTable } from '../projections';
 
+/** A projection that keeps failing: the last error, how many times in a row, since when, at which checkpoint. */
+export type ProjectionFailure = { message: string; failures: number; since: Date; lastAt: Date; checkpoint: bigint | null };
+
 export const READ_MODEL_MIGRATIONS_DIR = path.join(__dirname, 'migrations');
 
 export type Checkpoint = {
@@ -198,6 +201,39 @@ export class ReadModelStore {
 
   async closeHotBypass(): Promise<void> {
     await this.pool.query('DELETE FROM hot_state_bypass');
+  }
+
+  /**
+   * One more failure of these projections' live run, with its message and the
+   * checkpoint they stand at; the first one's time is kept.
+   */
+  async recordFailure(projections: readonly string[], message: string, after: Position | null): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO projection_failures AS f (name, message, failures, after_commit, after_position)
+       SELECT n, $2, 1, $3::text::xid8, $4 FROM unnest($1::text[]) AS n
+       ON CONFLICT (name) DO UPDATE SET message = EXCLUDED.message, failures = f.failures + 1, last_at = now(),
+         after_commit = EXCLUDED.after_commit, after_position = EXCLUDED.after_position`,
+      [projections.map((p) => this.nameOf(p)), message.slice(0, 2000), after ? after.commit.toString() : null, after ? after.prepare.toString() : null],
+    );
+  }
+
+  /** These projections committed a batch again: their failures are over. */
+  async clearFailures(projections: readonly string[]): Promise<void> {
+    await this.pool.query('DELETE FROM projection_failures WHERE name = ANY ($1::text[])', [projections.map((p) => this.nameOf(p))]);
+  }
+
+  /** The failures of this store's projections since each one's last committed batch, by projection name. */
+  async failures(): Promise<Map<string, ProjectionFailure>> {
+    const { rows } = await this.pool.query<{ name: string; message: string; failures: number; first_at: Date; last_at: Date; after_position: string | null }>(
+      'SELECT name, message, failures, first_at, last_at, after_position FROM projection_failures',
+    );
+    const mine = rows.filter((r) => (this.suffix ? r.name.endsWith(this.suffix) : !r.name.includes('__')));
+    return new Map(
+      mine.map((r) => [
+        r.name.slice(0, r.name.length - this.suffix.length),
+        { message: r.message, failures: r.failures, since: r.first_at, lastAt: r.last_at, checkpoint: r.after_position === null ? null : BigInt(r.after_position) },
+      ]),
+    );
   }
 
   /** The stored documents of these streams, by `docKey`. */
