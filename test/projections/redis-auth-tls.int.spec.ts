@@ -150,6 +150,8 @@ describeIfRedis(`Redis AUTH and TLS for managed Redis (REDIS_USERNAME, REDIS_PAS
     // The URL's user and password are used, not the (wrong) variables.
     await roundTrip({ REDIS_URL: `redis://${ACL_USER}:${encodeURIComponent(ACL_PASSWORD)}@127.0.0.1:${auth.port}`, REDIS_USERNAME: 'nobody', REDIS_PASSWORD: 'not it' });
     expect(await refusal({ REDIS_URL: `redis://127.0.0.1:${auth.port}`, REDIS_USERNAME: ACL_USER, REDIS_PASSWORD: PASSWORD })).not.toBe('no error');
+    // The user in the URL (a config map), the password in REDIS_PASSWORD (a secret): ioredis alone would send an empty password.
+    await roundTrip({ REDIS_URL: `redis://${ACL_USER}@127.0.0.1:${auth.port}`, REDIS_PASSWORD: ACL_PASSWORD });
   });
 
   it('TLS: rediss:// (or REDIS_TLS) with REDIS_TLS_CA_FILE; the certificate is checked, so without the CA or under another name the connection is refused', async () => {
@@ -158,9 +160,9 @@ describeIfRedis(`Redis AUTH and TLS for managed Redis (REDIS_USERNAME, REDIS_PAS
     // A CA file alone turns TLS on too (it only makes sense with TLS).
     await roundTrip({ REDIS_URL: `redis://127.0.0.1:${tls.port}`, REDIS_PASSWORD: PASSWORD, REDIS_TLS_CA_FILE: certs.caFile });
     expect(await refusal({ REDIS_URL: `rediss://127.0.0.1:${tls.port}`, REDIS_PASSWORD: PASSWORD })).not.toBe('no error');
-    // The certificate names 127.0.0.1 and localhost only.
-    const other = os.hostname();
-    if (other !== 'localhost') expect(await refusal({ REDIS_URL: `rediss://${other}:${tls.port}`, REDIS_PASSWORD: PASSWORD, REDIS_TLS_CA_FILE: certs.caFile })).not.toBe('no error');
+    // The certificate names 127.0.0.1 and localhost only: checked against REDIS_TLS_SERVERNAME when set.
+    await roundTrip({ REDIS_URL: `rediss://127.0.0.1:${tls.port}`, REDIS_PASSWORD: PASSWORD, REDIS_TLS_CA_FILE: certs.caFile, REDIS_TLS_SERVERNAME: 'localhost' });
+    expect(await refusal({ REDIS_URL: `rediss://127.0.0.1:${tls.port}`, REDIS_PASSWORD: PASSWORD, REDIS_TLS_CA_FILE: certs.caFile, REDIS_TLS_SERVERNAME: 'redis.example.com' })).not.toBe('no error');
     // Plain text to a TLS-only port gets nowhere.
     expect(await refusal({ REDIS_URL: `redis://127.0.0.1:${tls.port}`, REDIS_PASSWORD: PASSWORD })).not.toBe('no error');
   });
@@ -173,7 +175,11 @@ describeIfRedis(`Redis AUTH and TLS for managed Redis (REDIS_USERNAME, REDIS_PAS
       expect(attempt).toThrow(ConfigError);
       expect(attempt).toThrow(/REDIS_TLS_CA_FILE: a readable PEM file with at least one CERTIFICATE/);
     }
-    expect(() => loadConfig({ NODE_ENV: 'test', REDIS_TLS: 'yes please' })).toThrow(/REDIS_TLS/);
+    expect(() => loadConfig({ NODE_ENV: 'test', REDIS_URL: 'redis://127.0.0.1:6379', REDIS_TLS: 'yes please' })).toThrow(/REDIS_TLS/);
+    // Settings that would do nothing, or not what they seem, stop the start.
+    expect(() => loadConfig({ NODE_ENV: 'test', REDIS_PASSWORD: PASSWORD })).toThrow(/REDIS_PASSWORD set, but no Redis to use them for: set REDIS_URL or REDIS_CLUSTER_NODES/);
+    expect(() => loadConfig({ NODE_ENV: 'test', REDIS_URL: 'redis://127.0.0.1:6379', REDIS_USERNAME: ACL_USER })).toThrow(/REDIS_USERNAME needs REDIS_PASSWORD/);
+    expect(() => loadConfig({ NODE_ENV: 'test', REDIS_URL: 'rediss://127.0.0.1:6380', REDIS_TLS_SERVERNAME: 'not a name' })).toThrow(/REDIS_TLS_SERVERNAME: a host name/);
   });
 
   describe('a 6-node Redis Cluster that requires a password and speaks only TLS', () => {
@@ -192,10 +198,14 @@ describeIfRedis(`Redis AUTH and TLS for managed Redis (REDIS_USERNAME, REDIS_PAS
       // 200 documents land on all three primaries' slots.
       await roundTrip({ REDIS_CLUSTER_NODES: seeds, REDIS_PASSWORD: PASSWORD, REDIS_TLS: 'true', REDIS_TLS_CA_FILE: certs.caFile }, 200);
       // No node lets it in: ioredis would queue the command until one does, without end; the hot state gives up
-      // after REDIS_COMMAND_TIMEOUT_MS (1000 here), so readers fall back and the projector can open its bypass.
+      // after REDIS_COMMAND_TIMEOUT_MS (1000 here), so readers fall back and the projector can open its bypass,
+      // and it says why.
       const started = Date.now();
-      expect(await refusal({ REDIS_CLUSTER_NODES: seeds, REDIS_TLS: 'true', REDIS_TLS_CA_FILE: certs.caFile })).toMatch(/Redis Cluster did not answer within 1000 ms/);
+      expect(await refusal({ REDIS_CLUSTER_NODES: seeds, REDIS_TLS: 'true', REDIS_TLS_CA_FILE: certs.caFile })).toMatch(/Redis Cluster did not answer within 1000 ms \(\w+; last error: .*(NOAUTH|auth)/i);
       expect(Date.now() - started).toBeLessThan(5000);
+      // A certificate from another CA is refused on every node.
+      const stranger = makeTestCerts(await mkdtemp(path.join(dir, 'other-ca-')));
+      expect(await refusal({ REDIS_CLUSTER_NODES: seeds, REDIS_PASSWORD: PASSWORD, REDIS_TLS_CA_FILE: stranger.caFile })).toMatch(/did not answer within 1000 ms/);
     });
   });
 });

@@ -130,6 +130,11 @@ export const configSchema = z.object({
       }
     }, 'a readable PEM file with at least one CERTIFICATE')
     .optional(),
+  /**
+   * The name the Redis certificates are checked against, when nodes are dialled by an address the
+   * certificate does not name (a Cluster whose nodes announce IP addresses).
+   */
+  REDIS_TLS_SERVERNAME: z.string().min(1).max(253).regex(/^[A-Za-z0-9.-]+$/, 'a host name').optional(),
   REDIS_CONNECT_TIMEOUT_MS: int(100, 60_000).default(5000),
   REDIS_COMMAND_TIMEOUT_MS: int(10, 60_000).default(5000),
   /** A hot-state read slower than this answers from PostgreSQL instead. */
@@ -204,6 +209,16 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): AppConfig => {
   }
   if (config.REPLICA_POOL_MIN > config.REPLICA_POOL_MAX) {
     throw new ConfigError(`REPLICA_POOL_MIN (${config.REPLICA_POOL_MIN}) is above REPLICA_POOL_MAX (${config.REPLICA_POOL_MAX})`);
+  }
+  const redisSettings = [
+    ...(['REDIS_USERNAME', 'REDIS_PASSWORD', 'REDIS_TLS_CA_FILE', 'REDIS_TLS_SERVERNAME'] as const).filter((k) => config[k] !== undefined),
+    ...(config.REDIS_TLS ? ['REDIS_TLS'] : []),
+  ];
+  if (redisSettings.length > 0 && !config.REDIS_URL && !config.REDIS_CLUSTER_NODES) {
+    throw new ConfigError(`${redisSettings.join(', ')} set, but no Redis to use them for: set REDIS_URL or REDIS_CLUSTER_NODES (without either, hot state is kept in process)`);
+  }
+  if (config.REDIS_USERNAME !== undefined && config.REDIS_PASSWORD === undefined && !(config.REDIS_URL && new URL(config.REDIS_URL).password)) {
+    throw new ConfigError('REDIS_USERNAME needs REDIS_PASSWORD (or a password in REDIS_URL): AUTH with a user alone is not an ACL login');
   }
   if (config.NODE_ENV === 'production' && !config.API_KEYS && !config.API_KEYS_FILE) {
     throw new ConfigError('API_KEYS (or API_KEYS_FILE) is required when NODE_ENV=production');

@@ -27,13 +27,21 @@ export const PROJECTION_RUNNER = Symbol('PROJECTION_RUNNER');
 export const MEMORY_STORE = Symbol('MEMORY_STORE');
 export const VECTOR_INDEX = Symbol('VECTOR_INDEX');
 
-/** REDIS_USERNAME / REDIS_PASSWORD, and TLS (REDIS_TLS, a rediss:// URL) with REDIS_TLS_CA_FILE's CAs. */
+/** REDIS_USERNAME / REDIS_PASSWORD, and TLS (REDIS_TLS, a rediss:// URL) with REDIS_TLS_CA_FILE's CAs and REDIS_TLS_SERVERNAME. */
 export const redisAuth = (config: AppConfig): Pick<RedisHotStateOptions, 'username' | 'password' | 'tls'> => {
-  const tls = config.REDIS_TLS || config.REDIS_URL?.startsWith('rediss://') || config.REDIS_TLS_CA_FILE !== undefined;
+  const tls =
+    config.REDIS_TLS || (!config.REDIS_CLUSTER_NODES && config.REDIS_URL?.startsWith('rediss://')) || config.REDIS_TLS_CA_FILE !== undefined || config.REDIS_TLS_SERVERNAME !== undefined;
   return {
     ...(config.REDIS_USERNAME !== undefined ? { username: config.REDIS_USERNAME } : {}),
     ...(config.REDIS_PASSWORD !== undefined ? { password: config.REDIS_PASSWORD } : {}),
-    ...(tls ? { tls: config.REDIS_TLS_CA_FILE ? { ca: readFileSync(config.REDIS_TLS_CA_FILE) } : {} } : {}),
+    ...(tls
+      ? {
+          tls: {
+            ...(config.REDIS_TLS_CA_FILE ? { ca: readFileSync(config.REDIS_TLS_CA_FILE) } : {}),
+            ...(config.REDIS_TLS_SERVERNAME ? { servername: config.REDIS_TLS_SERVERNAME } : {}),
+          },
+        }
+      : {}),
   };
 };
 

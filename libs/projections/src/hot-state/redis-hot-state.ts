@@ -63,7 +63,7 @@ export type RedisHotStateOptions = {
   keyPrefix?: string;
   connectTimeoutMs: number;
   commandTimeoutMs: number;
-  /** AUTH: an ACL user (Redis 6+) and/or password; for `url`, credentials in the URL win over these. */
+  /** AUTH: an ACL user (Redis 6+) and/or password; for `url`, a user or password written in the URL wins over these. */
   username?: string;
   password?: string;
   /**
@@ -73,6 +73,19 @@ export type RedisHotStateOptions = {
    * them (as managed clusters with TLS need).
    */
   tls?: ConnectionOptions;
+};
+
+/**
+ * The URL with the user and password of `options` where it has none: ioredis
+ * takes the URL's fields first, and a URL with a user but no password would
+ * otherwise send an empty one (the URL in a config map, the password in a secret).
+ */
+const withCredentials = (url: string, options: { username?: string; password?: string }): string => {
+  if (options.username === undefined && options.password === undefined) return url;
+  const parsed = new URL(url);
+  if (!parsed.username && options.username !== undefined) parsed.username = encodeURIComponent(options.username);
+  if (!parsed.password && options.password !== undefined) parsed.password = encodeURIComponent(options.password);
+  return parsed.toString();
 };
 
 /** Hot state in Redis, one node or a Cluster, through ioredis. */
@@ -115,7 +128,7 @@ export class RedisHotState implements HotStateStore {
       this.client.on('-node', () => this.possibleLoss());
       this.client.on('+node', () => this.possibleLoss());
     } else if (options.url) {
-      this.client = new Redis(options.url, common) as Client;
+      this.client = new Redis(withCredentials(options.url, options), common) as Client;
       this.kind = 'redis';
       // Back after losing the connection: the server may have restarted from an older snapshot,
       // or a failover behind the same address may have lost the last writes.
@@ -127,13 +140,19 @@ export class RedisHotState implements HotStateStore {
     } else {
       throw new Error('RedisHotState needs a url or cluster nodes');
     }
-    // Without a listener, ioredis prints every connection error; the health check and the callers report them.
-    this.client.on('error', () => undefined);
+    // Without a listener, ioredis prints every connection error; the health check and the callers report
+    // them, with the last one (a refused password or certificate is only ever said here).
+    this.client.on('error', (error: Error & { lastNodeError?: Error }) => {
+      // A Cluster's "Failed to refresh slots cache." carries the node's own answer (NOAUTH, a certificate error).
+      this.lastError = error.lastNodeError ? `${error.message} ${error.lastNodeError.message}` : error.message;
+    });
+    this.client.on('ready', () => (this.lastError = null));
     this.client.defineCommand('lorestorePutIfNewer', { numberOfKeys: 1, lua: PUT_IF_NEWER });
     this.client.defineCommand('lorestorePutManyIfNewer', { lua: PUT_MANY_IF_NEWER });
   }
 
   private lossTimer: NodeJS.Timeout | null = null;
+  private lastError: string | null = null;
 
   private possibleLoss(): void {
     // Topology events come in bursts: resync at the first one (the sooner lost writes are
@@ -157,18 +176,38 @@ export class RedisHotState implements HotStateStore {
    * command timeout, so callers fall back or retry instead of hanging. One node
    * is bounded by ioredis itself (maxRetriesPerRequest, commandTimeout).
    */
-  private bounded<T>(operation: Promise<T>): Promise<T> {
-    if (this.kind !== 'redis-cluster') return operation;
-    let timer: NodeJS.Timeout | undefined;
+  private async bounded<T>(operation: () => Promise<T>): Promise<T> {
+    if (this.kind !== 'redis-cluster') return operation();
     const ms = this.options.commandTimeoutMs;
+    const why = () => `${this.client.status}${this.lastError ? `; last error: ${this.lastError}` : ''}`;
+    let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`Redis Cluster did not answer within ${ms} ms (${this.client.status})`)), ms);
+      timer = setTimeout(() => reject(new Error(`Redis Cluster did not answer within ${ms} ms (${why()})`)), ms);
     });
-    return Promise.race([operation, timeout]).finally(() => clearTimeout(timer));
+    try {
+      // Not connected: wait here, not in ioredis' queue, which while no node answers only grows (a
+      // command a read) and is sent all at once when one does.
+      if (this.client.status !== 'ready') await Promise.race([this.whenReady(), timeout]);
+      return await Promise.race([operation(), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private readyWait: Promise<void> | null = null;
+
+  /** The next 'ready' of the Cluster client, one listener for every waiter. */
+  private whenReady(): Promise<void> {
+    return (this.readyWait ??= new Promise<void>((resolve) =>
+      this.client.once('ready', () => {
+        this.readyWait = null;
+        resolve();
+      }),
+    ));
   }
 
   async get(table: DocTable, worldId: string, id: string, generation = 1): Promise<HotDoc | null> {
-    const [revision, position, updatedAt, doc] = await this.bounded(
+    const [revision, position, updatedAt, doc] = await this.bounded(() =>
       this.client.hmget(hotKey(table, worldId, id, generation), 'revision', 'position', 'updatedAt', 'doc'),
     ).catch((error: unknown) => this.redirected(error));
     if (revision === null || position === null || updatedAt === null || doc === null) return null;
@@ -178,7 +217,7 @@ export class RedisHotState implements HotStateStore {
   async put(docs: readonly Doc[]): Promise<void> {
     if (this.kind === 'redis') return this.putChunks(docs);
     // Auto-pipelining sends these as one round trip per node.
-    await this.bounded(
+    await this.bounded(() =>
       Promise.all(
         docs.map((d) =>
           this.client.lorestorePutIfNewer(
@@ -220,7 +259,7 @@ export class RedisHotState implements HotStateStore {
 
   async ping(): Promise<void> {
     if (this.client instanceof Cluster) {
-      const info = await this.bounded(this.client.cluster('INFO'));
+      const info = await this.bounded(() => this.client.cluster('INFO'));
       if (!String(info).includes('cluster_state:ok')) throw new Error('Redis Cluster state is not ok');
       return;
     }
@@ -234,6 +273,8 @@ export class RedisHotState implements HotStateStore {
 
   async close(): Promise<void> {
     if (this.lossTimer) clearTimeout(this.lossTimer);
+    // Not connected: nothing to say goodbye to (QUIT would wait in the queue); stop reconnecting.
+    if (this.client.status !== 'ready') return this.client.disconnect();
     await this.client.quit().catch(() => this.client.disconnect());
   }
 }

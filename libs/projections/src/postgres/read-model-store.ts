@@ -211,7 +211,11 @@ export class ReadModelStore {
     await this.pool.query(
       `INSERT INTO projection_failures AS f (name, message, failures, after_commit, after_position)
        SELECT n, $2, 1, $3::text::xid8, $4 FROM unnest($1::text[]) AS n
-       ON CONFLICT (name) DO UPDATE SET message = EXCLUDED.message, failures = f.failures + 1, last_at = now(),
+       ON CONFLICT (name) DO UPDATE SET message = EXCLUDED.message, last_at = now(),
+         -- A row older than the projection's last committed batch is another episode's (left by a leader
+         -- that lost its lease while writing it): count from one again.
+         failures = CASE WHEN f.last_at < (SELECT c.updated_at FROM projection_checkpoints c WHERE c.name = f.name) THEN 1 ELSE f.failures + 1 END,
+         first_at = CASE WHEN f.last_at < (SELECT c.updated_at FROM projection_checkpoints c WHERE c.name = f.name) THEN now() ELSE f.first_at END,
          after_commit = EXCLUDED.after_commit, after_position = EXCLUDED.after_position`,
       [projections.map((p) => this.nameOf(p)), message.slice(0, 2000), after ? after.commit.toString() : null, after ? after.prepare.toString() : null],
     );
@@ -222,10 +226,16 @@ export class ReadModelStore {
     await this.pool.query('DELETE FROM projection_failures WHERE name = ANY ($1::text[])', [projections.map((p) => this.nameOf(p))]);
   }
 
-  /** The failures of this store's projections since each one's last committed batch, by projection name. */
+  /**
+   * The failures of this store's projections since each one's last committed
+   * batch, by projection name. A row from before that batch (written late by a
+   * leader that had lost its lease, its clearing missed) is not one of them.
+   */
   async failures(): Promise<Map<string, ProjectionFailure>> {
     const { rows } = await this.pool.query<{ name: string; message: string; failures: number; first_at: Date; last_at: Date; after_position: string | null }>(
-      'SELECT name, message, failures, first_at, last_at, after_position FROM projection_failures',
+      `SELECT f.name, f.message, f.failures, f.first_at, f.last_at, f.after_position FROM projection_failures f
+        LEFT JOIN projection_checkpoints c ON c.name = f.name
+       WHERE c.updated_at IS NULL OR f.last_at >= c.updated_at`,
     );
     const mine = rows.filter((r) => (this.suffix ? r.name.endsWith(this.suffix) : !r.name.includes('__')));
     return new Map(
