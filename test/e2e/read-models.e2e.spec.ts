@@ -180,6 +180,36 @@ describeWithRedis('read models through HTTP (e2e, Redis hot state)', (redisUrl) 
     }
   });
 
+  it('the NPC memory projection says why it fails too, and the error goes with its next committed batch', async () => {
+    const admin = new Client({ connectionString: t.db.url });
+    await admin.connect();
+    try {
+      const npcId = randomUUID();
+      await send('entity.spawn', { entityId: npcId, kind: 'npc', attributes: {} });
+      await admin.query(`ALTER TABLE "${t.db.schema}".npc_memories RENAME TO npc_memories_away`);
+      const recorded = await t.request({ method: 'POST', url: `/v1/worlds/${world}/npcs/${npcId}/memories`, body: { text: 'the smith owes me', embedding: [1, 0] } });
+      expect(recorded.status).toBe(200);
+      const failing = await eventually(
+        async () => (await get('/v1/admin/projections', undefined, ADMIN_KEY)).body as { name: string; error: { message: string; failures: number } | null }[],
+        (list) => (list.find((p) => p.name === 'npc_memories')?.error?.failures ?? 0) >= 1,
+        15_000,
+      );
+      expect(failing.find((p) => p.name === 'npc_memories')!.error!.message).toMatch(/npc_memories/);
+      expect(failing.find((p) => p.name === 'entities')!.error).toBeNull();
+
+      await admin.query(`ALTER TABLE "${t.db.schema}".npc_memories_away RENAME TO npc_memories`);
+      const healed = await eventually(
+        async () => (await get('/v1/admin/projections', undefined, ADMIN_KEY)).body as { name: string; error: unknown; status: string }[],
+        (list) => list.find((p) => p.name === 'npc_memories')?.error === null,
+        15_000,
+      );
+      expect(healed.find((p) => p.name === 'npc_memories')).toMatchObject({ error: null });
+    } finally {
+      await admin.query(`ALTER TABLE IF EXISTS "${t.db.schema}".npc_memories_away RENAME TO npc_memories`).catch(() => undefined);
+      await admin.end();
+    }
+  });
+
   it('reports hot state and projections in readiness, and lag in the metrics', async () => {
     const ready = await t.request({ method: 'GET', url: '/health/ready', key: null });
     expect(ready.status).toBe(200);

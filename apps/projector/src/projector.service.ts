@@ -45,7 +45,7 @@ export class ProjectorService implements OnApplicationBootstrap, BeforeApplicati
       logger: this.logger,
     });
     this.rebuilds = createRebuildWorker(config, { store, pool, hot, runner: this.runner, logger: this.logger });
-    ({ projector: this.memoryProjector, rebuilds: this.memoryRebuilds } = createMemoryProjection(config, { store, pool, memories, index: vectorIndex, metrics, logger: this.logger }));
+    ({ projector: this.memoryProjector, rebuilds: this.memoryRebuilds } = createMemoryProjection(config, { store, pool, readModels, memories, index: vectorIndex, metrics, logger: this.logger }));
   }
 
   onApplicationBootstrap(): void {

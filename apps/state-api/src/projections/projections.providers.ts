@@ -121,10 +121,10 @@ export const createVectorIndex = (config: AppConfig, memories: MemoryStore, logg
 /** The vector-index projection and its rebuild jobs: where the live projections run. */
 export const createMemoryProjection = (
   config: AppConfig,
-  deps: { store: EventStore; pool: Pool; memories: MemoryStore; index: VectorIndex; metrics: Metrics; logger: Logger },
+  deps: { store: EventStore; pool: Pool; readModels: ReadModelStore; memories: MemoryStore; index: VectorIndex; metrics: Metrics; logger: Logger },
 ): { projector: MemoryProjector; rebuilds: MemoryRebuildWorker } => {
   const logger = runnerLogger(deps.logger);
-  const projector = new MemoryProjector({
+  const projector: MemoryProjector = new MemoryProjector({
     store: deps.store,
     pool: deps.pool,
     memories: deps.memories,
@@ -135,6 +135,11 @@ export const createMemoryProjection = (
     lockName: `lorestore.memory-projector.${config.DATABASE_SCHEMA}`,
     logger,
     onBatch: ({ events }) => deps.metrics.memoryProjectedEvents.inc(events),
+    // Shown as npc_memories' error until its next committed batch (which makes the row stale: no clearing needed).
+    onError: (error) =>
+      void deps.readModels
+        .recordFailure([MEMORY_PROJECTION], error instanceof Error ? `${error.name}: ${error.message}` : String(error), projector.position)
+        .catch(() => undefined),
   });
   const rebuilds = new MemoryRebuildWorker({
     pool: deps.pool,

@@ -84,7 +84,7 @@ export class ProjectionsService implements OnApplicationBootstrap, BeforeApplica
           })
         : null;
     this.rebuilds = this.runner ? createRebuildWorker(config, { store, pool, hot, runner: this.runner, logger: this.logger }) : null;
-    const memory = this.runner ? createMemoryProjection(config, { store, pool, memories, index: vectorIndex, metrics, logger: this.logger }) : null;
+    const memory = this.runner ? createMemoryProjection(config, { store, pool, readModels, memories, index: vectorIndex, metrics, logger: this.logger }) : null;
     this.memoryProjector = memory?.projector ?? null;
     this.memoryRebuilds = memory?.rebuilds ?? null;
     metrics.registerProjectionLag(() => this.statuses());
