@@ -504,11 +504,10 @@ export class ProjectionRunner {
   /** The live projector's failure, where every API instance can see it (best effort: the database may be what failed). */
   private async recordFailure(error: unknown): Promise<void> {
     if (!this.options.reportFailures || !this.lease.held) return;
-    const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
     // Set first: the row may be written even if its answer is lost.
     this.failureOnRecord = true;
     try {
-      await this.options.readModels.recordFailure(this.names, message, this.lastPosition);
+      await this.options.readModels.recordFailure(this.names, error, this.lastPosition);
     } catch (recordError) {
       this.logger.warn(`projector: could not record the failure (${(recordError as Error).message})`);
     }

@@ -136,10 +136,7 @@ export const createMemoryProjection = (
     logger,
     onBatch: ({ events }) => deps.metrics.memoryProjectedEvents.inc(events),
     // Shown as npc_memories' error until its next committed batch (which makes the row stale: no clearing needed).
-    onError: (error) =>
-      void deps.readModels
-        .recordFailure([MEMORY_PROJECTION], error instanceof Error ? `${error.name}: ${error.message}` : String(error), projector.position)
-        .catch(() => undefined),
+    onError: (error) => void deps.readModels.recordFailure([MEMORY_PROJECTION], error, projector.position).catch(() => undefined),
   });
   const rebuilds = new MemoryRebuildWorker({
     pool: deps.pool,

@@ -160,6 +160,12 @@ export class ReadModelStore {
     return `${projection}${this.suffix}`;
   }
 
+  /** The projection a stored name (of a checkpoint, a failure) stands for, if it is this store's; a live store does not see a rebuild's, nor the other way round. */
+  private projectionOf(name: string): string | null {
+    const mine = this.suffix ? name.endsWith(this.suffix) : !name.includes('__');
+    return mine ? name.slice(0, name.length - this.suffix.length) : null;
+  }
+
   static async migrate(pool: Pool, schema: string): Promise<string[]> {
     return migrate(pool, schema, await loadMigrations(READ_MODEL_MIGRATIONS_DIR));
   }
@@ -168,16 +174,13 @@ export class ReadModelStore {
     const { rows } = await this.pool.query<{ name: string; commit: string; position: string; event_time: Date | null; events: string; updated_at: Date; generation: number }>(
       'SELECT name, commit::text, position, event_time, events, updated_at, generation FROM projection_checkpoints ORDER BY name',
     );
-    // This store's own checkpoints only (a live store does not see a rebuild's, nor the other way round), by projection name.
-    const mine = rows.filter((r) => (this.suffix ? r.name.endsWith(this.suffix) : !r.name.includes('__')));
-    return mine.map((r) => ({
-      name: r.name.slice(0, r.name.length - this.suffix.length),
-      generation: r.generation,
-      position: { commit: BigInt(r.commit), prepare: BigInt(r.position) },
-      eventTime: r.event_time,
-      events: BigInt(r.events),
-      updatedAt: r.updated_at,
-    }));
+    // This store's own checkpoints only, by projection name.
+    return rows.flatMap((r) => {
+      const name = this.projectionOf(r.name);
+      if (name === null) return [];
+      const position = { commit: BigInt(r.commit), prepare: BigInt(r.position) };
+      return [{ name, generation: r.generation, position, eventTime: r.event_time, events: BigInt(r.events), updatedAt: r.updated_at }];
+    });
   }
 
   /** The hot-state bypass, if the projector has one open: since when, and from which checkpoint (null: the start). */
@@ -204,10 +207,11 @@ export class ReadModelStore {
   }
 
   /**
-   * One more failure of these projections' live run, with its message and the
-   * checkpoint they stand at; the first one's time is kept.
+   * One more failure of these projections' live run (the error's name and
+   * message) at the checkpoint they stand at; the first one's time is kept.
    */
-  async recordFailure(projections: readonly string[], message: string, after: Position | null): Promise<void> {
+  async recordFailure(projections: readonly string[], error: unknown, after: Position | null): Promise<void> {
+    const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
     await this.pool.query(
       `INSERT INTO projection_failures AS f (name, message, failures, after_commit, after_position)
        SELECT n, $2, 1, $3::text::xid8, $4 FROM unnest($1::text[]) AS n
@@ -237,13 +241,13 @@ export class ReadModelStore {
         LEFT JOIN projection_checkpoints c ON c.name = f.name
        WHERE c.updated_at IS NULL OR f.last_at >= c.updated_at`,
     );
-    const mine = rows.filter((r) => (this.suffix ? r.name.endsWith(this.suffix) : !r.name.includes('__')));
-    return new Map(
-      mine.map((r) => [
-        r.name.slice(0, r.name.length - this.suffix.length),
-        { message: r.message, failures: r.failures, since: r.first_at, lastAt: r.last_at, checkpoint: r.after_position === null ? null : BigInt(r.after_position) },
-      ]),
-    );
+    const failures = new Map<string, ProjectionFailure>();
+    for (const r of rows) {
+      const name = this.projectionOf(r.name);
+      if (name === null) continue;
+      failures.set(name, { message: r.message, failures: r.failures, since: r.first_at, lastAt: r.last_at, checkpoint: r.after_position === null ? null : BigInt(r.after_position) });
+    }
+    return failures;
   }
 
   /** The stored documents of these streams, by `docKey`. */
