@@ -1,4 +1,4 @@
-import type { Command, Decider, Event, JsonObject } from './decider';
+import { setOwn, type Command, type Decider, type Event, type JsonObject } from './decider';
 import { STANDING_MAX, STANDING_MIN } from './world';
 import { refuse } from './refusal';
 import type { StreamRolledBack } from './rollback';
@@ -128,9 +128,38 @@ export const evolvePlayer = (state: PlayerState, event: PlayerEvent): PlayerStat
   }
 };
 
+/** `evolvePlayer` on a state the caller owns: the counters and relationships change where they are. */
+export const evolvePlayerInPlace = (state: PlayerState, event: PlayerEvent): PlayerState => {
+  switch (event.type) {
+    case 'PlayerActionRecorded': {
+      const { action, at } = event.data;
+      state.playerId = event.data.playerId;
+      const counters = state.counters;
+      counters.actions += 1;
+      setOwn(counters.byAction, action, (own(counters.byAction, action) ?? 0) + 1);
+      if (state.lastActionAt === null || Date.parse(at) > Date.parse(state.lastActionAt)) state.lastActionAt = at;
+      return state;
+    }
+    case 'PlayerRelationshipChanged':
+      state.playerId = event.data.playerId;
+      setOwn(state.relationships, event.data.targetId, clampStanding(event.data.to));
+      state.counters.relationshipChanges += 1;
+      return state;
+    case 'PlayerProfileSet':
+    case 'StreamRolledBack':
+      // Rare: the copy is cheap, and a rollback's state stays the event's own.
+      return structuredClone(evolvePlayer(state, event));
+    default: {
+      const _exhaustive: never = event;
+      return _exhaustive;
+    }
+  }
+};
+
 export const playerDecider: Decider<PlayerState, PlayerCommand, PlayerEvent> = {
   decide: decidePlayer,
   evolve: evolvePlayer,
+  evolveInPlace: evolvePlayerInPlace,
   initialState: () => ({
     playerId: null,
     relationships: {},

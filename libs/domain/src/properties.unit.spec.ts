@@ -78,6 +78,18 @@ const replays = <S, C, E>(
       expectSameState(replayed, fold(decider, result.events));
       expectSameState(replayed, result.state);
       expectSameState(fold(decider, JSON.parse(JSON.stringify(result.events)) as E[]), result.state);
+      const inPlace = decider.evolveInPlace;
+      if (inPlace) {
+        // (d) the in-place fold gives evolve's states: from the start, and from any state read back from JSON
+        // (as a projection loads a stored document), key order included.
+        const events = JSON.parse(JSON.stringify(result.events)) as E[];
+        let state = decider.initialState();
+        for (const [i, event] of events.entries()) {
+          state = inPlace(state, event);
+          expectSameState(state, result.states[i + 1]);
+          if (i % 7 === 3) state = JSON.parse(JSON.stringify(state)) as S;
+        }
+      }
       invariant(result);
     }),
     RUNS,

@@ -169,11 +169,16 @@ export const ALL_PROJECTIONS: readonly Projection[] = [
   playerHistoryProjection,
 ];
 
-export const docKey = (table: DocTable, streamId: string) => `${table}|${streamId}`;
+/**
+ * A document's key in the maps of a batch: its stream id alone, as a stream
+ * belongs to one aggregate and an aggregate to at most one table. The event's
+ * own string (whose hash V8 keeps), not a new one per lookup.
+ */
+export const docKey = (_table: DocTable, streamId: string): string => streamId;
 
 /** When a document last changed: the entity's own clock where it keeps one, else the event's append time. */
-const updatedAt = (projection: DocProjection, state: unknown, event: RecordedEvent): string => {
-  if (projection.aggregate === 'entity') {
+const updatedAt = (table: DocTable, state: unknown, event: RecordedEvent): string => {
+  if (table === 'entities') {
     const entity = state as EntityState;
     if (entity.status !== 'unspawned') return entity.updatedAt;
   }
@@ -209,8 +214,26 @@ export type BatchChanges = {
  * `current` holds (the caller loads them all: `erasedPlayersOf`) at the
  * same revision and the erasure's position, which the sinks take as newer.
  */
-export const planBatch = (projections: readonly Projection[], current: ReadonlyMap<string, Doc>, events: readonly RecordedEvent[]): BatchChanges => {
+export type PlanOptions = {
+  /**
+   * The caller owns the states of `current` (nothing else holds them or any
+   * part of them) and reads only the documents returned: states are folded in
+   * place where the aggregate can (`evolveInPlace`), and `current`'s states
+   * may have changed afterwards, also when planning throws. The rebuild's
+   * bulk phase, whose documents live only in its own map.
+   */
+  inPlace?: boolean;
+};
+
+export const planBatch = (
+  projections: readonly Projection[],
+  current: ReadonlyMap<string, Doc>,
+  events: readonly RecordedEvent[],
+  options: PlanOptions = {},
+): BatchChanges => {
   const changed = new Map<string, Doc>();
+  // The event each changed document's `updatedAt` comes from, turned into a string once per document, at the end.
+  const lastEvent = new Map<string, RecordedEvent>();
   const history: HistoryRow[] = [];
   const resets = new Map<string, HistoryReset>();
   const erasures: Erasure[] = [];
@@ -242,6 +265,7 @@ export const planBatch = (projections: readonly Projection[], current: ReadonlyM
             // (the feed's order is by transaction, so an event of the player may hold a later position).
             const position = latest.position > event.position.prepare ? latest.position : event.position.prepare;
             changed.set(key, { ...latest, state: erasePlayerState(latest.state as PlayerState, erasedAt), position, updatedAt: at });
+            lastEvent.delete(key);
           }
         }
       }
@@ -269,7 +293,8 @@ export const planBatch = (projections: readonly Projection[], current: ReadonlyM
       throw new ProjectionGapError(projection.name, event.streamId, expected, event.revision);
     }
     const decider = deciders[projection.aggregate];
-    let state = decider.evolve(before ? before.state : decider.initialState(), toDomainEvent(event));
+    const evolve = options.inPlace && decider.evolveInPlace ? decider.evolveInPlace : decider.evolve;
+    let state = evolve(before ? before.state : decider.initialState(), toDomainEvent(event));
     // An erased player stays erased in the read model: a rollback (which replaces the whole state) brings
     // back only envelopes that no longer open, and the document keeps saying so.
     const erasedAt = projection.aggregate === 'player' ? (before?.state as PlayerState | undefined)?.erasedAt : undefined;
@@ -282,8 +307,13 @@ export const planBatch = (projections: readonly Projection[], current: ReadonlyM
       revision: event.revision,
       position: event.position.prepare,
       state,
-      updatedAt: updatedAt(projection, state, event),
+      updatedAt: '',
     });
+    lastEvent.set(key, event);
+  }
+  for (const [key, event] of lastEvent) {
+    const doc = changed.get(key)!;
+    doc.updatedAt = updatedAt(doc.table, doc.state, event);
   }
   const last = events.at(-1);
   return {

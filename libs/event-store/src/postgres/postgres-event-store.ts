@@ -95,7 +95,8 @@ export type EventRow = {
   type: string;
   schema_version: number;
   data: unknown;
-  metadata: Record<string, unknown>;
+  /** Null when the read left it out. */
+  metadata: Record<string, unknown> | null;
   created_at: Date;
 };
 
@@ -105,8 +106,11 @@ export type EventRow = {
  * column (`events.transaction_id`): a bare name means this text output
  * column, whose order ('999' > '1000') is not the transactions' order.
  */
-export const eventColumns = (t: string) =>
-  `${t}.position, ${t}.transaction_id::text AS transaction_id, ${t}.stream_id, ${t}.revision, ${t}.event_id, ${t}.type, ${t}.schema_version, ${t}.data, ${t}.metadata, ${t}.created_at`;
+export const eventColumns = (t: string, withMetadata = true) =>
+  `${t}.position, ${t}.transaction_id::text AS transaction_id, ${t}.stream_id, ${t}.revision, ${t}.event_id, ${t}.type, ${t}.schema_version, ${t}.data, ${withMetadata ? `${t}.metadata` : 'NULL::jsonb AS metadata'}, ${t}.created_at`;
+
+/** The metadata of an event read without it (`readFeedRange`'s `withMetadata: false`): empty, and shared, so frozen. */
+const UNREAD_METADATA: Record<string, unknown> = Object.freeze({});
 const EVENT_COLUMNS = eventColumns('events');
 
 export const toRecordedEvent = (row: EventRow): RecordedEvent => ({
@@ -117,7 +121,7 @@ export const toRecordedEvent = (row: EventRow): RecordedEvent => ({
   type: row.type,
   schemaVersion: row.schema_version,
   data: row.data,
-  metadata: row.metadata,
+  metadata: row.metadata ?? UNREAD_METADATA,
   created: row.created_at,
 });
 
@@ -453,13 +457,16 @@ export class PostgresEventStore implements EventStore {
    * whatever share of the log the categories are (filtered in the same query,
    * PostgreSQL misjudges that share and sorts the whole table instead).
    * `until` must be a position a gap-safe read has returned (`headPosition`):
-   * nothing can still commit at or below it.
+   * nothing can still commit at or below it. `withMetadata: false` leaves
+   * each event's metadata out (an empty object): about half of what a
+   * projection's rebuild would otherwise have PostgreSQL render and Node parse.
    */
   async readFeedRange(
     after: Position | null,
     until: Position,
     categories: readonly string[] | null,
     window: number,
+    options: { withMetadata?: boolean } = {},
   ): Promise<{ events: RecordedEvent[]; scannedTo: Position | null }> {
     const { rows } = await this.options.pool.query<EventRow & { marker: boolean }>(
       `WITH w AS (
@@ -468,7 +475,7 @@ export class PostgresEventStore implements EventStore {
             AND (transaction_id, position) <= ($3::text::xid8, $4::bigint)
           ORDER BY transaction_id, position
           LIMIT $6)
-       SELECT false AS marker, ${eventColumns('w')} FROM w
+       SELECT false AS marker, ${eventColumns('w', options.withMetadata ?? true)} FROM w
         WHERE $5::text[] IS NULL OR split_part(w.stream_id, '-', 1) = ANY ($5::text[])
        UNION ALL
        (SELECT true, w.position, w.transaction_id::text, '', 0, NULL, '', 0, NULL, NULL, now() FROM w

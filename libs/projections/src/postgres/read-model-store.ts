@@ -303,7 +303,9 @@ export class ReadModelStore {
    * together or not at all. Rows are written
    * only where they are newer than what is stored, and a checkpoint only moves
    * forwards, so running a batch twice (or two projectors racing) changes
-   * nothing the second time.
+   * nothing the second time. The batch is serialized before the first
+   * await: what the caller changes after the call does not reach it (the
+   * rebuild's bulk phase folds on while its last flush commits).
    */
   async commit(changes: BatchChanges, projections: readonly string[], eventCount: number, generation = 1): Promise<void> {
     const checkpoint = changes.checkpoint;
