@@ -76,4 +76,39 @@ describe('global feed order (PostgreSQL)', () => {
     }
     expect(outOfOrder).toEqual([]);
   });
+
+  it('reads the feed in windows (readFeedRange): the same events in the same order, only the categories asked for, metadata on request', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const kept = `rangea${tag}`;
+    const other = `rangeb${tag}`;
+    for (let i = 0; i < 30; i++) {
+      const category = i % 3 === 0 ? other : kept;
+      await store.appendToStream(`${category}-${i % 4}`, [{ id: randomUUID(), type: 'Step', data: { i }, metadata: { actor: `a${i}` } }]);
+    }
+    const whole = await eventually(
+      async () => (await readWholeFeed()).filter((e) => e.streamId.startsWith(kept) || e.streamId.startsWith(other)),
+      (events) => events.length === 30,
+    );
+    const head = (await store.headPosition())!;
+    const first = whole[0]!;
+    // From just before our first event (the feed's own order), in windows of 7 events scanned.
+    const start = (await store.readFeed(null, false, 100_000)).findLast((e) => e.position.commit < first.position.commit || (e.position.commit === first.position.commit && e.position.prepare < first.position.prepare));
+    const read = async (withMetadata: boolean) => {
+      const out: RecordedEvent[] = [];
+      let after = start?.position ?? null;
+      for (;;) {
+        const { events, scannedTo } = await store.readFeedRange(after, head, [kept], 7, { withMetadata });
+        out.push(...events);
+        if (scannedTo === null || (scannedTo.commit === head.commit && scannedTo.prepare === head.prepare)) return out;
+        after = scannedTo;
+      }
+    };
+    const expected = whole.filter((e) => e.streamId.startsWith(`${kept}-`));
+    const withMetadata = await read(true);
+    expect(withMetadata).toEqual(expected);
+    const without = await read(false);
+    expect(without.map((e) => ({ ...e, metadata: {} }))).toEqual(expected.map((e) => ({ ...e, metadata: {} })));
+    expect(without.every((e) => Object.keys(e.metadata).length === 0)).toBe(true);
+    expect(expected[0]!.metadata).toMatchObject({ actor: expect.stringMatching(/^a\d+$/) });
+  });
 });
