@@ -146,9 +146,12 @@ export const evolvePlayerInPlace = (state: PlayerState, event: PlayerEvent): Pla
       state.counters.relationshipChanges += 1;
       return state;
     case 'PlayerProfileSet':
+      state.playerId = event.data.playerId;
+      state.profile = { displayName: event.data.displayName, email: event.data.email, locale: event.data.locale };
+      return state;
     case 'StreamRolledBack':
-      // Rare: the copy is cheap, and a rollback's state stays the event's own.
-      return structuredClone(evolvePlayer(state, event));
+      // Rare: a copy, so the state is the caller's and not the event's.
+      return structuredClone(event.data.state);
     default: {
       const _exhaustive: never = event;
       return _exhaustive;

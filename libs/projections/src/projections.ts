@@ -219,8 +219,9 @@ export type PlanOptions = {
    * The caller owns the states of `current` (nothing else holds them or any
    * part of them) and reads only the documents returned: states are folded in
    * place where the aggregate can (`evolveInPlace`), and `current`'s states
-   * may have changed afterwards, also when planning throws. The rebuild's
-   * bulk phase, whose documents live only in its own map.
+   * may have changed afterwards, also when planning throws; so may the
+   * documents themselves (a document returned may be the one passed in). The
+   * rebuild's bulk phase, whose documents live only in its own map.
    */
   inPlace?: boolean;
 };
@@ -299,16 +300,24 @@ export const planBatch = (
     // back only envelopes that no longer open, and the document keeps saying so.
     const erasedAt = projection.aggregate === 'player' ? (before?.state as PlayerState | undefined)?.erasedAt : undefined;
     if (erasedAt !== undefined && (state as PlayerState).erasedAt === undefined) state = erasePlayerState(state as PlayerState, erasedAt);
-    changed.set(key, {
-      table: projection.name,
-      streamId: event.streamId,
-      worldId: stream.worldId,
-      id: stream.id,
-      revision: event.revision,
-      position: event.position.prepare,
-      state,
-      updatedAt: '',
-    });
+    if (options.inPlace && before) {
+      // The caller's document, moved on where it is.
+      before.revision = event.revision;
+      before.position = event.position.prepare;
+      before.state = state;
+      if (changed.get(key) !== before) changed.set(key, before);
+    } else {
+      changed.set(key, {
+        table: projection.name,
+        streamId: event.streamId,
+        worldId: stream.worldId,
+        id: stream.id,
+        revision: event.revision,
+        position: event.position.prepare,
+        state,
+        updatedAt: '',
+      });
+    }
     lastEvent.set(key, event);
   }
   for (const [key, event] of lastEvent) {

@@ -22,6 +22,7 @@ import {
 } from '../types';
 import { MicroBatcher, type MicroBatchOptions } from './micro-batcher';
 import { PostgresAllSubscription } from './subscription';
+import { EVENT_ROW_TYPES } from './timestamptz';
 
 /**
  * The NOTIFY channel of a schema's appends. PostgreSQL truncates identifiers
@@ -402,21 +403,23 @@ export class PostgresEventStore implements EventStore {
       params.push(options.maxCount);
       limit = `LIMIT $${params.length}`;
     }
-    const { rows } = await this.options.pool.query<EventRow>(
-      `SELECT ${EVENT_COLUMNS} FROM events WHERE ${where.join(' AND ')} ORDER BY revision ${backwards ? 'DESC' : 'ASC'} ${limit}`,
-      params,
-    );
+    const { rows } = await this.options.pool.query<EventRow>({
+      text: `SELECT ${EVENT_COLUMNS} FROM events WHERE ${where.join(' AND ')} ORDER BY revision ${backwards ? 'DESC' : 'ASC'} ${limit}`,
+      values: params,
+      types: EVENT_ROW_TYPES,
+    });
     return rows.map(toRecordedEvent);
   }
 
   private async readStreams(reads: { streamId: string; from: bigint }[]): Promise<RecordedEvent[][]> {
-    const { rows } = await this.options.pool.query<EventRow & { read: string }>(
-      `SELECT q.read, ${eventColumns('e')}
+    const { rows } = await this.options.pool.query<EventRow & { read: string }>({
+      text: `SELECT q.read, ${eventColumns('e')}
          FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS q(stream_id, from_revision, read)
          JOIN events e ON e.stream_id = q.stream_id AND e.revision >= q.from_revision
         ORDER BY q.read, e.revision`,
-      [reads.map((r) => r.streamId), reads.map((r) => r.from.toString())],
-    );
+      values: [reads.map((r) => r.streamId), reads.map((r) => r.from.toString())],
+      types: EVENT_ROW_TYPES,
+    });
     const results: RecordedEvent[][] = reads.map(() => []);
     for (const row of rows) results[Number(row.read) - 1]!.push(toRecordedEvent(row));
     return results;
@@ -437,13 +440,14 @@ export class PostgresEventStore implements EventStore {
     const after = from
       ? `AND (transaction_id, position) ${inclusive ? '>=' : '>'} ($1::text::xid8, $2::bigint)`
       : 'AND $1::text IS NULL AND $2::bigint IS NULL';
-    const { rows } = await this.options.pool.query<EventRow>(
-      `SELECT ${EVENT_COLUMNS} FROM events
+    const { rows } = await this.options.pool.query<EventRow>({
+      text: `SELECT ${EVENT_COLUMNS} FROM events
         WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot()) ${after}
         ORDER BY events.transaction_id, events.position
         LIMIT $3`,
-      [from ? from.commit.toString() : null, from ? from.prepare.toString() : null, maxCount],
-    );
+      values: [from ? from.commit.toString() : null, from ? from.prepare.toString() : null, maxCount],
+      types: EVENT_ROW_TYPES,
+    });
     return rows.map(toRecordedEvent);
   }
 
@@ -468,8 +472,8 @@ export class PostgresEventStore implements EventStore {
     window: number,
     options: { withMetadata?: boolean } = {},
   ): Promise<{ events: RecordedEvent[]; scannedTo: Position | null }> {
-    const { rows } = await this.options.pool.query<EventRow & { marker: boolean }>(
-      `WITH w AS (
+    const { rows } = await this.options.pool.query<EventRow & { marker: boolean }>({
+      text: `WITH w AS (
          SELECT * FROM events
           WHERE ($1::text IS NULL OR (transaction_id, position) > ($1::text::xid8, $2::bigint))
             AND (transaction_id, position) <= ($3::text::xid8, $4::bigint)
@@ -480,8 +484,9 @@ export class PostgresEventStore implements EventStore {
        UNION ALL
        (SELECT true, w.position, w.transaction_id::text, '', 0, NULL, '', 0, NULL, NULL, now() FROM w
          ORDER BY w.transaction_id DESC, w.position DESC LIMIT 1)`,
-      [after ? after.commit.toString() : null, after ? after.prepare.toString() : null, until.commit.toString(), until.prepare.toString(), categories, window],
-    );
+      values: [after ? after.commit.toString() : null, after ? after.prepare.toString() : null, until.commit.toString(), until.prepare.toString(), categories, window],
+      types: EVENT_ROW_TYPES,
+    });
     const marker = rows.find((r) => r.marker);
     const events = rows.filter((r) => !r.marker).map(toRecordedEvent);
     events.sort((a, b) => comparePositions(a.position, b.position));
