@@ -10,6 +10,7 @@ import {
   hotKey,
   planBatch,
   type Doc,
+  type HistoryRow,
 } from '@lorestore/projections';
 import { PostgresEventStore } from '@lorestore/event-store';
 import { gameLog, gameStep, redelivery } from '../../libs/projections/src/testing/game-log';
@@ -114,6 +115,39 @@ describeWithRedis('projection sinks: PostgreSQL read models and Redis hot state'
       { numRuns: 25 },
     );
   }, 120_000);
+
+  it('history rows by COPY (the bulk rebuild) land as INSERT would put them, whatever their text; a row stored already fails the whole commit', async () => {
+    await clean('sinks-copy');
+    const store = new ReadModelStore(db.pool);
+    const player = '00000000-0000-4000-8000-0000000000c0';
+    const awkward = ['tab\there', 'line\nbreak\r\nand CR', 'back\\slash \\N \\t', '\\N', 'ünïcödé ✓ 🐉', '', '"quoted", \'single\''];
+    const rows: HistoryRow[] = awkward.map((text, i) => ({
+      worldId: 'copy-w',
+      playerId: player,
+      at: new Date(Date.UTC(2026, 10, 26, 12, 0, i, 250)).toISOString(),
+      action: text,
+      context: { text, nested: { list: [text, i, null, true] }, [text]: text },
+      revision: BigInt(i),
+      position: BigInt(100 + i),
+      rolledBack: i % 2 === 1,
+    }));
+    const checkpoint = (n: number) => ({ position: { commit: 1n, prepare: BigInt(n) }, time: new Date() });
+    await store.commit({ docs: [], history: rows, historyResets: [], checkpoint: checkpoint(1) }, ['player_history'], rows.length, 1, { historyByCopy: true });
+    const read = async () =>
+      (
+        await db.pool.query<{ world_id: string; player_id: string; at: Date; action: string; context: unknown; revision: string; position: string; rolled_back: boolean }>(
+          'SELECT world_id, player_id::text, at, action, context, revision, position, rolled_back FROM player_history ORDER BY revision',
+        )
+      ).rows.map((r) => ({ worldId: r.world_id, playerId: r.player_id, at: r.at.toISOString(), action: r.action, context: r.context, revision: BigInt(r.revision), position: BigInt(r.position), rolledBack: r.rolled_back }));
+    expect(await read()).toEqual(rows);
+    // The same rows again by COPY: a unique violation, and the batch (rows and checkpoint) is not there.
+    const extra: HistoryRow = { ...rows[0]!, revision: 99n, position: 199n };
+    await expect(
+      store.commit({ docs: [], history: [extra, rows[1]!], historyResets: [], checkpoint: checkpoint(2) }, ['player_history'], 2, 1, { historyByCopy: true }),
+    ).rejects.toMatchObject({ code: '23505' });
+    expect(await read()).toEqual(rows);
+    expect((await store.checkpoints()).find((c) => c.name === 'player_history')?.position.prepare).toBe(1n);
+  });
 
   it('sets the TTL on every document it writes', async () => {
     const prefix = `t:${randomBytes(4).toString('hex')}:`;

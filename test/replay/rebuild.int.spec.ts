@@ -10,6 +10,7 @@ import {
   RebuildJobs,
   RebuildWorker,
   Rollbacks,
+  ShadowTables,
   SnapshotStore,
   StateAt,
   UnknownProjectionError,
@@ -301,6 +302,37 @@ describe('projection rebuild (blue-green) under concurrent writes and reads', ()
       await again.stop();
     }
   }, 120_000);
+
+  it('a copy loads without its secondary indexes and gets each back once, as the live table defines it (partitions too)', async () => {
+    const shadows = new ShadowTables(db.pool);
+    const definitions = async (table: string) =>
+      (await db.pool.query<{ def: string }>('SELECT indexdef AS def FROM pg_indexes WHERE schemaname = $1 AND tablename = $2', [db.schema, table])).rows
+        .map((r) => r.def.replace(/^CREATE (UNIQUE )?INDEX \S+ ON (ONLY )?\S+ /, '$1'))
+        .sort();
+    const partitionIndexes = async (table: string) =>
+      Number(
+        (
+          await db.pool.query<{ n: string }>(
+            `SELECT count(*) AS n FROM pg_inherits p JOIN pg_index i ON i.indrelid = p.inhrelid WHERE p.inhparent = to_regclass($1)`,
+            [table],
+          )
+        ).rows[0]!.n,
+      );
+    for (const [name, secondary] of [['entities', 3], ['player_state', 1], ['player_history', 2], ['world_state', 0]] as const) {
+      await shadows.create(name);
+      const live = await definitions(name);
+      expect(await definitions(`${name}__next`)).toEqual(live);
+      const withAll = await partitionIndexes(`${name}__next`);
+      expect(await shadows.dropSecondaryIndexes(name)).toBe(secondary);
+      expect((await definitions(`${name}__next`)).length).toBe(live.length - secondary);
+      expect(await shadows.restoreIndexes(name)).toBe(secondary);
+      expect(await shadows.restoreIndexes(name)).toBe(0);
+      expect({ name, defs: await definitions(`${name}__next`) }).toEqual({ name, defs: live });
+      // Each partition of player_history's copy has its indexes again.
+      expect(await partitionIndexes(`${name}__next`)).toBe(withAll);
+      await shadows.drop(name);
+    }
+  });
 
   it('refuses an unknown projection', async () => {
     await expect(jobs.request('nope', 'admin:test', null)).rejects.toBeInstanceOf(UnknownProjectionError);

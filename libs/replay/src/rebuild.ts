@@ -246,6 +246,43 @@ export class ShadowTables {
     });
   }
 
+  /**
+   * Drops the copy's secondary indexes (neither unique nor backing a
+   * constraint) before a bulk load: maintained row by row they are most of
+   * the load's work, built once after it (`restoreIndexes`) a fraction.
+   * Returns how many.
+   */
+  async dropSecondaryIndexes(name: string): Promise<number> {
+    const next = `${name}${REBUILD_SUFFIX}`;
+    const { rows } = await this.pool.query<{ name: string }>(
+      `SELECT c.relname AS name FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+        WHERE i.indrelid = to_regclass($1) AND NOT i.indisunique
+          AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)`,
+      [next],
+    );
+    for (const row of rows) await this.pool.query(`DROP INDEX IF EXISTS ${quote(row.name)}`);
+    return rows.length;
+  }
+
+  /** Makes on the copy every index of the live table it has no twin of (same definition); returns how many. Idempotent. */
+  async restoreIndexes(name: string): Promise<number> {
+    const next = `${name}${REBUILD_SUFFIX}`;
+    const client = await this.pool.connect();
+    try {
+      const live = await this.indexes(client, name);
+      const copy = await this.indexes(client, next);
+      const missing = live.filter((index) => !copy.some((twin) => twin.shape === index.shape));
+      for (const index of missing) {
+        // On a partitioned copy the index is made on every partition too.
+        const unique = index.shape.startsWith('UNIQUE ');
+        await client.query(`CREATE ${unique ? 'UNIQUE ' : ''}INDEX ON ${quote(next)} ${unique ? index.shape.slice('UNIQUE '.length) : index.shape}`);
+      }
+      return missing.length;
+    } finally {
+      client.release();
+    }
+  }
+
   async drop(name: string): Promise<void> {
     await this.pool.query(`DROP TABLE IF EXISTS ${quote(`${name}${REBUILD_SUFFIX}`)} CASCADE`);
     await this.pool.query('DELETE FROM projection_checkpoints WHERE name = $1', [`${name}${REBUILD_SUFFIX}`]);
@@ -465,7 +502,11 @@ export class RebuildWorker {
       return;
     }
     const fresh = job.state === 'pending' || !exists.every(Boolean);
-    if (fresh) for (const n of names) await this.shadows.create(n);
+    if (fresh) {
+      for (const n of names) await this.shadows.create(n);
+      // The bulk phase loads the empty copies: their secondary indexes are built after it, once.
+      if (this.options.store instanceof PostgresEventStore) for (const n of names) await this.shadows.dropSecondaryIndexes(n);
+    }
     // One generation for the job's projections: above each one's current, so every reader moves to new keys.
     const generation = Math.max(...names.map((n) => live.generationOf(n))) + 1;
     const shadowStore = new ReadModelStore(this.options.pool, { suffix: REBUILD_SUFFIX, only: names });
@@ -518,6 +559,8 @@ export class RebuildWorker {
     try {
       await this.bulk(projections, shadowStore, generation, () => progress().then(() => undefined));
       if (this.stopped || !live.isLeader) return;
+      // Before the copy's runner and the switch: the indexes the bulk phase went without (also after a resume).
+      for (const n of names) await this.shadows.restoreIndexes(n);
       shadow.start();
       for (;;) {
         if (this.stopped) return;
@@ -651,7 +694,10 @@ export class RebuildWorker {
           }
           // The last flush's commit must have ended before this one starts.
           await settle();
-          committing = shadowStore.commit({ docs: changed, history: rows, historyResets: [...resets.values()], erasures, checkpoint }, names, pending, generation).then(onFlush);
+          // Every row is new to the copy (written once, after its checkpoint): COPY, not INSERT … ON CONFLICT.
+          committing = shadowStore
+            .commit({ docs: changed, history: rows, historyResets: [...resets.values()], erasures, checkpoint }, names, pending, generation, { historyByCopy: true })
+            .then(onFlush);
           // Awaited by the next flush (or the end); a failure meanwhile must not count as unhandled.
           committing.catch(() => undefined);
           dirty.clear();
