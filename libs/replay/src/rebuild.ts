@@ -264,23 +264,30 @@ export class ShadowTables {
     return rows.length;
   }
 
-  /** Makes on the copy every index of the live table it has no twin of (same definition); returns how many. Idempotent. */
+  /**
+   * Makes on the copy every index of the live table it has no twin of (same
+   * definition), each on a connection of its own, side by side; returns how
+   * many. Idempotent.
+   */
   async restoreIndexes(name: string): Promise<number> {
     const next = `${name}${REBUILD_SUFFIX}`;
     const client = await this.pool.connect();
+    let missing: { name: string; shape: string }[];
     try {
       const live = await this.indexes(client, name);
       const copy = await this.indexes(client, next);
-      const missing = live.filter((index) => !copy.some((twin) => twin.shape === index.shape));
-      for (const index of missing) {
-        // On a partitioned copy the index is made on every partition too.
-        const unique = index.shape.startsWith('UNIQUE ');
-        await client.query(`CREATE ${unique ? 'UNIQUE ' : ''}INDEX ON ${quote(next)} ${unique ? index.shape.slice('UNIQUE '.length) : index.shape}`);
-      }
-      return missing.length;
+      missing = live.filter((index) => !copy.some((twin) => twin.shape === index.shape));
     } finally {
       client.release();
     }
+    await Promise.all(
+      missing.map((index) => {
+        // On a partitioned copy the index is made on every partition too.
+        const unique = index.shape.startsWith('UNIQUE ');
+        return this.pool.query(`CREATE ${unique ? 'UNIQUE ' : ''}INDEX ON ${quote(next)} ${unique ? index.shape.slice('UNIQUE '.length) : index.shape}`);
+      }),
+    );
+    return missing.length;
   }
 
   async drop(name: string): Promise<void> {
@@ -560,7 +567,7 @@ export class RebuildWorker {
       await this.bulk(projections, shadowStore, generation, () => progress().then(() => undefined));
       if (this.stopped || !live.isLeader) return;
       // Before the copy's runner and the switch: the indexes the bulk phase went without (also after a resume).
-      for (const n of names) await this.shadows.restoreIndexes(n);
+      await Promise.all(names.map((n) => this.shadows.restoreIndexes(n)));
       shadow.start();
       for (;;) {
         if (this.stopped) return;
