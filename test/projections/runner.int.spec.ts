@@ -138,4 +138,54 @@ describe('projection runner: failures and stopping', () => {
       await second.stop();
     }
   });
+
+  it('after a switch (adopt) folds the switched table’s documents from the table, not from what it cached of the old one', async () => {
+    const readModels = new ReadModelStore(db.pool);
+    const runner = new ProjectionRunner({
+      store,
+      pool: db.pool,
+      readModels,
+      hot: new MemoryHotState({ ttlSeconds: 60, maxEntries: 1000 }),
+      batchSize: 100,
+      lockName: `${db.schema}.adopt`,
+      partitions: { monthsBack: 1, monthsAhead: 1, retentionMonths: null },
+    });
+    const until = async (prepare: bigint) => {
+      const deadline = Date.now() + 5000;
+      while (Date.now() < deadline && !(runner.position && runner.position.prepare >= prepare)) await new Promise((r) => setTimeout(r, 25));
+      expect(runner.position?.prepare).toBeGreaterThanOrEqual(prepare);
+    };
+    const world = `w${randomBytes(3).toString('hex')}`;
+    const entityId = randomUUID();
+    const playerId = randomUUID();
+    const at = new Date().toISOString();
+    const entity = (type: string, data: object) => ({ id: randomUUID(), type, data: { entityId, at, ...data }, metadata: { worldId: world } });
+    const player = (delta: number) => ({
+      id: randomUUID(),
+      type: 'PlayerRelationshipChanged',
+      data: { playerId, targetId: entityId, delta, from: 0, to: delta, reason: null, at },
+      metadata: { worldId: world },
+    });
+    runner.start();
+    try {
+      await store.appendToStream(`entity-${world}-${entityId}`, [entity('EntitySpawned', { kind: 'npc', attributes: { hp: 1 }, locationId: null })]);
+      const first = await store.appendToStream(`player-${world}-${playerId}`, [player(5)]);
+      await until(first.position.prepare);
+      // A rebuild's switch put tables whose documents differ (a changed reducer) in place of the ones the runner
+      // cached; it adopts the entities only.
+      await db.pool.query(`UPDATE entities SET data = jsonb_set(data, '{attributes,rebuilt}', 'true') WHERE world_id = $1`, [world]);
+      await db.pool.query(`UPDATE player_state SET data = jsonb_set(data, '{counters,relationshipChanges}', '7') WHERE world_id = $1`, [world]);
+      await runner.runExclusive(async () => runner.adopt('entities', 2));
+      await store.appendToStream(`entity-${world}-${entityId}`, [entity('EntityUpdated', { set: { hp: 2 }, unset: [] })]);
+      const last = await store.appendToStream(`player-${world}-${playerId}`, [player(3)]);
+      await until(last.position.prepare);
+      const { rows: entities } = await db.pool.query<{ data: { attributes: unknown } }>('SELECT data FROM entities WHERE world_id = $1', [world]);
+      expect(entities[0]!.data.attributes).toEqual({ hp: 2, rebuilt: true });
+      // The player documents were not switched: the runner still folds them from its cache.
+      const { rows: players } = await db.pool.query<{ data: { counters: { relationshipChanges: number } } }>('SELECT data FROM player_state WHERE world_id = $1', [world]);
+      expect(players[0]!.data.counters.relationshipChanges).toBe(2);
+    } finally {
+      await runner.stop();
+    }
+  });
 });

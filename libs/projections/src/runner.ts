@@ -156,7 +156,7 @@ export class ProjectionRunner {
    */
   adopt(projection: string, generation: number): void {
     this.generations.set(projection, generation);
-    for (const key of [...this.docCache.keys()]) if (key.startsWith(`${projection}|`)) this.docCache.delete(key);
+    for (const [key, doc] of [...this.docCache]) if (doc.table === projection) this.docCache.delete(key);
   }
 
   /** The hot-state key generation this runner writes a projection under. */
