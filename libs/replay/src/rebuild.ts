@@ -250,13 +250,16 @@ export class ShadowTables {
    * Drops the copy's secondary indexes (neither unique nor backing a
    * constraint) before a bulk load: maintained row by row they are most of
    * the load's work, built once after it (`restoreIndexes`) a fraction.
-   * Returns how many.
+   * Kept: those led by `player_id`, which the load itself looks rows up by
+   * (an erasure's rewrite of a player's history, a player's documents in
+   * every world). Returns how many were dropped.
    */
   async dropSecondaryIndexes(name: string): Promise<number> {
     const next = `${name}${REBUILD_SUFFIX}`;
     const { rows } = await this.pool.query<{ name: string }>(
       `SELECT c.relname AS name FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
         WHERE i.indrelid = to_regclass($1) AND NOT i.indisunique
+          AND pg_get_indexdef(i.indexrelid, 1, true) <> 'player_id'
           AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)`,
       [next],
     );
@@ -334,7 +337,10 @@ export class ShadowTables {
       // The copy's indexes take the live ones' names, so later migrations find them.
       for (const index of liveIndexes) {
         const twin = nextIndexes.find((n) => n.shape === index.shape);
-        if (twin) await client.query(`ALTER INDEX ${quote(twin.name)} RENAME TO ${quote(index.name)}`);
+        // A copy without one of the live table's indexes (`restoreIndexes` did not run, or a migration added one
+        // since) must not go live: the whole switch is undone, and the job fails saying which.
+        if (!twin) throw new Error(`${next} has no index like ${index.name} of ${name} (${index.shape}); not switching`);
+        await client.query(`ALTER INDEX ${quote(twin.name)} RENAME TO ${quote(index.name)}`);
       }
       await client.query('UPDATE projection_checkpoints SET generation = $2 WHERE name = $1', [name, generation]);
       await client.query('DELETE FROM projection_checkpoints WHERE name = $1', [next]);
@@ -567,7 +573,8 @@ export class RebuildWorker {
       await this.bulk(projections, shadowStore, generation, () => progress().then(() => undefined));
       if (this.stopped || !live.isLeader) return;
       // Before the copy's runner and the switch: the indexes the bulk phase went without (also after a resume).
-      await Promise.all(names.map((n) => this.shadows.restoreIndexes(n)));
+      // One table at a time (each builds its indexes side by side): a few connections of the pool, not one per index.
+      for (const n of names) await this.shadows.restoreIndexes(n);
       shadow.start();
       for (;;) {
         if (this.stopped) return;
@@ -646,9 +653,11 @@ export class RebuildWorker {
       committing = null;
       await inFlight;
     };
+    let contended = false;
+    let failed = false;
     try {
       for (;;) {
-        if (this.stopped || !this.options.live.isLeader) return;
+        if (this.stopped || !this.options.live.isLeader || contended) return;
         const { events, scannedTo } = await next;
         const done = scannedTo === null || comparePositions(scannedTo, head) >= 0;
         if (!done) {
@@ -690,11 +699,12 @@ export class RebuildWorker {
           const checkpoint = { position: done ? head : scannedTo!, time: last?.created ?? new Date() };
           const changed = [...dirty.values()];
           const evicting = docs.size > BULK_MAX_DOCS;
-          // The hot keys are the next generation's, which no one reads before the switch: each document is
-          // written there once, in its last state, at the end (or before the map lets it go), not once per
-          // flush. Revision-guarded, so their order with the commits does not matter. (A stop or a crash
-          // before that leaves them to the readers, who fill a missing key from the table after the switch.)
-          if (done || evicting) {
+          // The hot keys are the next generation's, which no one reads before the switch: while every document
+          // is in memory, each is written there once, in its last state, at the end (a stop or a crash before
+          // then leaves them missing, and readers fill a missing key from the table after the switch). Once
+          // documents have been let go (or the phase resumed), the hot keys are written before every commit, as
+          // the live projector does, so none is ever older than the copy: a key left behind would be served.
+          if (done || evicting || !allInMemory) {
             const hot = [...unhot.values()];
             unhot.clear();
             for (let i = 0; i < hot.length; i += 1000) await this.options.hot.put(hot.slice(i, i + 1000));
@@ -702,9 +712,16 @@ export class RebuildWorker {
           // The last flush's commit must have ended before this one starts.
           await settle();
           // Every row is new to the copy (written once, after its checkpoint): COPY, not INSERT … ON CONFLICT.
+          // Unless another process writes the copy too (it took over the job while this one had not yet seen
+          // that it lost the lead): a row stored twice is a unique violation; this phase then stops, and the
+          // copy's runner (whose writes tolerate each other's) goes on from the copy's checkpoint.
           committing = shadowStore
             .commit({ docs: changed, history: rows, historyResets: [...resets.values()], erasures, checkpoint }, names, pending, generation, { historyByCopy: true })
-            .then(onFlush);
+            .then(onFlush, (error: unknown) => {
+              if ((error as { code?: string }).code !== '23505') throw error;
+              this.logger.warn(`rebuild: another process wrote ${names.join(', ')}${REBUILD_SUFFIX} too (${(error as Error).message}); leaving the bulk phase`);
+              contended = true;
+            });
           // Awaited by the next flush (or the end); a failure meanwhile must not count as unhandled.
           committing.catch(() => undefined);
           dirty.clear();
@@ -722,10 +739,14 @@ export class RebuildWorker {
         }
         if (done) return;
       }
+    } catch (error) {
+      failed = true;
+      throw error;
     } finally {
-      // On every way out (the end, a stop, a failure): the commit in flight ends before the phase does,
-      // and its failure is the phase's.
-      await settle();
+      // On every way out (the end, a stop, a failure): the commit in flight ends before the phase does, and
+      // its failure is the phase's, unless the phase is failing already (its own error is the one to report).
+      if (failed) await settle().catch(() => undefined);
+      else await settle();
     }
   }
 
