@@ -250,16 +250,15 @@ export class ShadowTables {
    * Drops the copy's secondary indexes (neither unique nor backing a
    * constraint) before a bulk load: maintained row by row they are most of
    * the load's work, built once after it (`restoreIndexes`) a fraction.
-   * Kept: those led by `player_id`, which the load itself looks rows up by
-   * (an erasure's rewrite of a player's history, a player's documents in
-   * every world). Returns how many were dropped.
+   * (The load itself looks rows up by player only for an erasure: it brings
+   * back the indexes led by `player_id` at the first, `LED_BY_PLAYER`.)
+   * Returns how many were dropped.
    */
   async dropSecondaryIndexes(name: string): Promise<number> {
     const next = `${name}${REBUILD_SUFFIX}`;
     const { rows } = await this.pool.query<{ name: string }>(
       `SELECT c.relname AS name FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
         WHERE i.indrelid = to_regclass($1) AND NOT i.indisunique
-          AND pg_get_indexdef(i.indexrelid, 1, true) <> 'player_id'
           AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)`,
       [next],
     );
@@ -269,17 +268,17 @@ export class ShadowTables {
 
   /**
    * Makes on the copy every index of the live table it has no twin of (same
-   * definition), each on a connection of its own, side by side; returns how
-   * many. Idempotent.
+   * definition; of those, the ones `only` takes), each on a connection of its
+   * own, side by side; returns how many. Idempotent.
    */
-  async restoreIndexes(name: string): Promise<number> {
+  async restoreIndexes(name: string, only: (shape: string) => boolean = () => true): Promise<number> {
     const next = `${name}${REBUILD_SUFFIX}`;
     const client = await this.pool.connect();
     let missing: { name: string; shape: string }[];
     try {
       const live = await this.indexes(client, name);
       const copy = await this.indexes(client, next);
-      missing = live.filter((index) => !copy.some((twin) => twin.shape === index.shape));
+      missing = live.filter((index) => only(index.shape) && !copy.some((twin) => twin.shape === index.shape));
     } finally {
       client.release();
     }
@@ -450,6 +449,9 @@ const BULK_FLUSH_EVENTS = 250_000;
 const BULK_FLUSH_ROWS = 50_000;
 /** Documents kept in memory by the bulk phase; beyond this, clean ones are read back from the copy when needed. */
 const BULK_MAX_DOCS = 200_000;
+
+/** An index led by `player_id` (by its definition without name and table): what an erasure's lookups need. */
+export const LED_BY_PLAYER = (shape: string): boolean => /^(UNIQUE )?USING \w+ \(player_id[,)]/.test(shape);
 
 /** The stream categories whose events a projection reads. */
 const categoriesOf = (projection: Projection): string[] =>
@@ -655,6 +657,13 @@ export class RebuildWorker {
     };
     let contended = false;
     let failed = false;
+    // The copies' indexes led by player_id, dropped for the load, are built again at the first erasure (once).
+    let playerIndexesBuilt = false;
+    const playerIndexes = async () => {
+      if (playerIndexesBuilt) return;
+      playerIndexesBuilt = true;
+      for (const name of names) await this.shadows.restoreIndexes(name, LED_BY_PLAYER);
+    };
     try {
       for (;;) {
         if (this.stopped || !this.options.live.isLeader || contended) return;
@@ -669,7 +678,9 @@ export class RebuildWorker {
           if (!allInMemory) for (const projection of docProjections) await this.loadMissing(projection.name, docs, events, projection, shadowStore);
           if (!allInMemory) {
             // An erasure rewrites the player's documents in every world: the copy's ones must be at hand.
-            for (const [key, doc] of await shadowStore.loadPlayerDocs(erasedPlayersOf(projections, events))) if (!docs.has(key)) docs.set(key, doc);
+            const erased = erasedPlayersOf(projections, events);
+            if (erased.length > 0) await playerIndexes();
+            for (const [key, doc] of await shadowStore.loadPlayerDocs(erased)) if (!docs.has(key)) docs.set(key, doc);
           }
           // The documents live only in this map (commit and the hot put serialize what they are given), so they fold in place.
           const planned = planBatch(projections, docs, events, { inPlace: true });
@@ -711,6 +722,8 @@ export class RebuildWorker {
           }
           // The last flush's commit must have ended before this one starts.
           await settle();
+          // An erasure rewrites the player's stored history rows: looked up by player.
+          if (erasures.length > 0) await playerIndexes();
           // Every row is new to the copy (written once, after its checkpoint): COPY, not INSERT … ON CONFLICT.
           // Unless another process writes the copy too (it took over the job while this one had not yet seen
           // that it lost the lead): a row stored twice is a unique violation; this phase then stops, and the
