@@ -25,6 +25,24 @@ describe('projection runner: failures and stopping', () => {
     await db.drop();
   });
 
+  /** A runner into the live read models with an in-process hot store. */
+  const memoryRunner = (lockName: string) =>
+    new ProjectionRunner({
+      store,
+      pool: db.pool,
+      readModels: new ReadModelStore(db.pool),
+      hot: new MemoryHotState({ ttlSeconds: 60, maxEntries: 1000 }),
+      batchSize: 100,
+      lockName: `${db.schema}.${lockName}`,
+      partitions: { monthsBack: 1, monthsAhead: 1, retentionMonths: null },
+    });
+  /** Waits (up to 5 s) for the runner to have committed up to this position. */
+  const until = async (runner: ProjectionRunner, prepare: bigint) => {
+    const deadline = Date.now() + 5000;
+    while (Date.now() < deadline && !(runner.position && runner.position.prepare >= prepare)) await new Promise((r) => setTimeout(r, 25));
+    expect(runner.position?.prepare).toBeGreaterThanOrEqual(prepare);
+  };
+
   it('retries the hot write without a PostgreSQL transaction open, and commits nothing until it succeeds', async () => {
     // Nothing listens on this port: every hot write fails.
     const hot = new RedisHotState({ url: `redis://127.0.0.1:${await freePort()}`, ttlSeconds: 60, keyPrefix: `t:${randomBytes(3).toString('hex')}:`, connectTimeoutMs: 200, commandTimeoutMs: 200 });
@@ -93,22 +111,7 @@ describe('projection runner: failures and stopping', () => {
   });
 
   it('catches a document up from its stream when its rows were lost, instead of stopping', async () => {
-    const readModels = new ReadModelStore(db.pool);
-    const runnerWith = () =>
-      new ProjectionRunner({
-        store,
-        pool: db.pool,
-        readModels,
-        hot: new MemoryHotState({ ttlSeconds: 60, maxEntries: 1000 }),
-        batchSize: 100,
-        lockName: `${db.schema}.repair`,
-        partitions: { monthsBack: 1, monthsAhead: 1, retentionMonths: null },
-      });
-    const until = async (runner: ProjectionRunner, prepare: bigint) => {
-      const deadline = Date.now() + 5000;
-      while (Date.now() < deadline && !(runner.position && runner.position.prepare >= prepare)) await new Promise((r) => setTimeout(r, 25));
-      expect(runner.position?.prepare).toBeGreaterThanOrEqual(prepare);
-    };
+    const runnerWith = () => memoryRunner('repair');
     const world = `w${randomBytes(3).toString('hex')}`;
     const entityId = randomUUID();
     const streamId = `entity-${world}-${entityId}`;
@@ -140,21 +143,7 @@ describe('projection runner: failures and stopping', () => {
   });
 
   it('after a switch (adopt) folds the switched table’s documents from the table, not from what it cached of the old one', async () => {
-    const readModels = new ReadModelStore(db.pool);
-    const runner = new ProjectionRunner({
-      store,
-      pool: db.pool,
-      readModels,
-      hot: new MemoryHotState({ ttlSeconds: 60, maxEntries: 1000 }),
-      batchSize: 100,
-      lockName: `${db.schema}.adopt`,
-      partitions: { monthsBack: 1, monthsAhead: 1, retentionMonths: null },
-    });
-    const until = async (prepare: bigint) => {
-      const deadline = Date.now() + 5000;
-      while (Date.now() < deadline && !(runner.position && runner.position.prepare >= prepare)) await new Promise((r) => setTimeout(r, 25));
-      expect(runner.position?.prepare).toBeGreaterThanOrEqual(prepare);
-    };
+    const runner = memoryRunner('adopt');
     const world = `w${randomBytes(3).toString('hex')}`;
     const entityId = randomUUID();
     const playerId = randomUUID();
@@ -170,7 +159,7 @@ describe('projection runner: failures and stopping', () => {
     try {
       await store.appendToStream(`entity-${world}-${entityId}`, [entity('EntitySpawned', { kind: 'npc', attributes: { hp: 1 }, locationId: null })]);
       const first = await store.appendToStream(`player-${world}-${playerId}`, [player(5)]);
-      await until(first.position.prepare);
+      await until(runner, first.position.prepare);
       // A rebuild's switch put tables whose documents differ (a changed reducer) in place of the ones the runner
       // cached; it adopts the entities only.
       await db.pool.query(`UPDATE entities SET data = jsonb_set(data, '{attributes,rebuilt}', 'true') WHERE world_id = $1`, [world]);
@@ -178,7 +167,7 @@ describe('projection runner: failures and stopping', () => {
       await runner.runExclusive(async () => runner.adopt('entities', 2));
       await store.appendToStream(`entity-${world}-${entityId}`, [entity('EntityUpdated', { set: { hp: 2 }, unset: [] })]);
       const last = await store.appendToStream(`player-${world}-${playerId}`, [player(3)]);
-      await until(last.position.prepare);
+      await until(runner, last.position.prepare);
       const { rows: entities } = await db.pool.query<{ data: { attributes: unknown } }>('SELECT data FROM entities WHERE world_id = $1', [world]);
       expect(entities[0]!.data.attributes).toEqual({ hp: 2, rebuilt: true });
       // The player documents were not switched: the runner still folds them from its cache.

@@ -305,7 +305,7 @@ export const planBatch = (
       before.revision = event.revision;
       before.position = event.position.prepare;
       before.state = state;
-      if (changed.get(key) !== before) changed.set(key, before);
+      changed.set(key, before);
     } else {
       changed.set(key, {
         table: projection.name,

@@ -5,6 +5,8 @@ import { docKey, planBatch, ALL_PROJECTIONS, ProjectionGapError, toDomainEvent, 
 import { entityIdOf, gameLog, gameStep, redelivery } from './testing/game-log';
 
 const logs = fc.array(gameStep, { minLength: 1, maxLength: 80 }).map((steps) => gameLog(steps));
+/** A log and one way of delivering it: any batching, with redeliveries. */
+const deliveries = logs.chain((log) => fc.tuple(fc.constant(log), redelivery(log)));
 
 const applyOnce = (log: ReturnType<typeof gameLog>) => {
   const models = new InlineReadModels();
@@ -36,7 +38,7 @@ describe('projections (pure)', () => {
   it('any batching and redelivery ends in the state of one ordered, once-only application', () => {
     fc.assert(
       fc.property(
-        logs.chain((log) => fc.tuple(fc.constant(log), redelivery(log))),
+        deliveries,
         ([log, batches]) => {
           const expected = applyOnce(log);
           const delivered = new InlineReadModels();
@@ -52,7 +54,7 @@ describe('projections (pure)', () => {
   it('folding in place (the bulk rebuild) gives the documents of folding by copies, over any batching and redelivery', () => {
     fc.assert(
       fc.property(
-        logs.chain((log) => fc.tuple(fc.constant(log), redelivery(log))),
+        deliveries,
         ([log, batches]) => {
           const expected = applyOnce(log);
           const docs = new Map<string, Doc>();
