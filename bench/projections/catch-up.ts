@@ -11,6 +11,8 @@ export type RedisTarget = { url: string; prefix: string };
 
 export type CatchUpResult = {
   batchSize: number;
+  /** Per read and transaction while behind (equal to batchSize: no catch-up batches). */
+  catchUpBatchSize: number;
   hotState: 'redis' | 'memory';
   events: number;
   ms: number;
@@ -50,6 +52,8 @@ export const runCatchUp = async (options: {
   readModelSchema: string;
   redis: RedisTarget | null;
   batchSize: number;
+  /** The runner's catchUpBatchSize (equal to batchSize: none). */
+  catchUpBatchSize: number;
   expectedEvents: number;
   ttlSeconds: number;
 }): Promise<{ result: CatchUpResult; recording: CatchUpRecording }> => {
@@ -80,6 +84,7 @@ export const runCatchUp = async (options: {
       readModels,
       hot,
       batchSize: options.batchSize,
+      catchUpBatchSize: options.catchUpBatchSize,
       lockName: `bench.${options.readModelSchema}`,
       partitions: { monthsBack: 1, monthsAhead: 3, retentionMonths: null },
       onBatch: (info) => {
@@ -100,7 +105,7 @@ export const runCatchUp = async (options: {
     const redisCpuBefore = options.redis ? await redisCpuMs(options.redis.url) : null;
     const cpuBefore = process.cpuUsage();
     const started = performance.now();
-    await profiled(`projections-catchup-b${options.batchSize}`, async () => {
+    await profiled(`projections-catchup-b${options.batchSize}-c${options.catchUpBatchSize}`, async () => {
       runner.start();
       await Promise.race([
         finished,
@@ -135,6 +140,7 @@ export const runCatchUp = async (options: {
 
     const result: CatchUpResult = {
       batchSize: options.batchSize,
+      catchUpBatchSize: options.catchUpBatchSize,
       hotState: options.redis ? 'redis' : 'memory',
       events,
       ms: Math.round(ms),

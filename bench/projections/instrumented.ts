@@ -1,6 +1,6 @@
 import type { Pool, PoolClient } from 'pg';
 import { PostgresEventStore, type Position, type RecordedEvent } from '@lorestore/event-store';
-import { ReadModelStore, type BatchChanges, type Doc, type DocTable, type HotDoc, type HotStateStore } from '@lorestore/projections';
+import { ReadModelStore, type BatchChanges, type CommitOptions, type Doc, type DocTable, type HotDoc, type HotStateStore } from '@lorestore/projections';
 
 /**
  * The runner's collaborators with stopwatches (and, for the sinks, a copy of
@@ -22,7 +22,7 @@ export class TimedEventStore extends PostgresEventStore {
   }
 }
 
-export type RecordedCommit = { changes: BatchChanges; projections: readonly string[]; eventCount: number };
+export type RecordedCommit = { changes: BatchChanges; projections: readonly string[]; eventCount: number; options: CommitOptions };
 
 export class TimedReadModels extends ReadModelStore {
   loadMs = 0;
@@ -47,14 +47,14 @@ export class TimedReadModels extends ReadModelStore {
     }
   }
 
-  override async commit(changes: BatchChanges, projections: readonly string[], eventCount: number, generation = 1): Promise<void> {
+  override async commit(changes: BatchChanges, projections: readonly string[], eventCount: number, generation = 1, options: CommitOptions = {}): Promise<void> {
     const started = performance.now();
     try {
-      await super.commit(changes, projections, eventCount, generation);
+      await super.commit(changes, projections, eventCount, generation, options);
     } finally {
       this.commitMs += performance.now() - started;
     }
-    if (this.record) this.commits.push({ changes, projections, eventCount });
+    if (this.record) this.commits.push({ changes, projections, eventCount, options });
   }
 }
 

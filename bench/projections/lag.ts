@@ -108,6 +108,7 @@ export const runLag = async (options: {
   warmupMs: number;
   durationMs: number;
   batchSize: number;
+  catchUpBatchSize: number;
   shape: TrafficShape;
   ttlSeconds: number;
 }): Promise<LagResult> => {
@@ -125,6 +126,7 @@ export const runLag = async (options: {
     readModels: new ReadModelStore(rmPool),
     hot,
     batchSize: options.batchSize,
+    catchUpBatchSize: options.catchUpBatchSize,
     lockName: `bench.${options.readModelSchema}`,
     partitions: { monthsBack: 1, monthsAhead: 3, retentionMonths: null },
     onBatch: (info) => batches.push({ at: wallClock(), events: info.events, ms: info.ms }),

@@ -98,7 +98,8 @@ export const postgresSink = async (url: string, admin: Pool, schema: string, com
     const store = new ReadModelStore(pool);
     await checkpoint(admin);
     const started = performance.now();
-    for (const c of commits) await store.commit(c.changes, c.projections, c.eventCount);
+    // As the runner committed them (its catch-up batches send their history rows by COPY).
+    for (const c of commits) await store.commit(c.changes, c.projections, c.eventCount, 1, c.options);
     const ms = performance.now() - started;
     return result('ReadModelStore.commit (guarded upserts + checkpoints)', events, rowsOf(commits), ms, await countRows(pool));
   } finally {

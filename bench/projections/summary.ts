@@ -19,6 +19,8 @@ const ACHIEVED_SHARE = 0.95;
 
 export type BatchCell = {
   batchSize: number;
+  /** The runner's catch-up batch size (equal to batchSize: none). */
+  catchUpBatchSize: number;
   catchUp: CatchUpResult;
   redisSink: SinkResult | null;
   redisPlain: SinkResult | null;
@@ -35,24 +37,30 @@ type Verdict = { target: string; actual: string; met: boolean | null; judgedOn: 
 const met = (v: boolean | null) => (v === null ? 'n/a' : v ? 'met' : 'MISSED');
 const fmt = (n: number) => n.toLocaleString('en-US');
 const times = (r: number | null) => (r === null ? '' : `${r}x`);
+/** "1,000" or, with catch-up batches, "1,000/5,000". */
+export const batchLabel = (c: { batchSize: number; catchUpBatchSize: number }): string =>
+  c.catchUpBatchSize > c.batchSize ? `${fmt(c.batchSize)}/${fmt(c.catchUpBatchSize)}` : fmt(c.batchSize);
 
-export const summarize = (cells: BatchCell[], judgedBatch: number, lag: Outcome<LagResult>, reads: Reads, title: string) => {
-  const judged = cells.find((c) => c.batchSize === judgedBatch) ?? cells.at(-1);
+export const summarize = (cells: BatchCell[], judgedRun: { batchSize: number; catchUpBatchSize: number }, lag: Outcome<LagResult>, reads: Reads, title: string) => {
+  const judged = cells.find((c) => c.batchSize === judgedRun.batchSize && c.catchUpBatchSize === judgedRun.catchUpBatchSize) ?? cells.at(-1);
   const verdicts: Verdict[] = [];
   if (judged) {
     const a = judged.catchUp;
+    // The same batch size without catch-up batches, if it ran: the approach before them.
+    const plainBatches = judged.catchUpBatchSize > judged.batchSize ? cells.find((c) => c.batchSize === judged.batchSize && c.catchUpBatchSize === c.batchSize) : undefined;
+    const before = plainBatches ? `; without catch-up batches ${fmt(plainBatches.catchUp.eventsPerSecond)} (${times(ratio(a.eventsPerSecond, plainBatches.catchUp.eventsPerSecond))})` : '';
     verdicts.push({
       target: `projection into PostgreSQL >= ${fmt(TARGETS.postgresEventsPerSecond)} events/s`,
-      actual: `${fmt(a.eventsPerSecond)} events/s (runner, PostgreSQL + Redis); sink alone ${fmt(judged.postgresSink.eventsPerSecond)}`,
+      actual: `${fmt(a.eventsPerSecond)} events/s (runner, PostgreSQL + Redis); sink alone ${fmt(judged.postgresSink.eventsPerSecond)}${before}`,
       met: a.eventsPerSecond >= TARGETS.postgresEventsPerSecond,
-      judgedOn: `(a) the runner catching up, batch ${judged.batchSize}`,
+      judgedOn: `(a) the runner catching up, batch ${batchLabel(judged)}`,
     });
     const b = judged.redisSink;
     verdicts.push({
       target: `projection into Redis >= ${fmt(TARGETS.redisEventsPerSecond)} events/s`,
       actual: b ? `${fmt(b.eventsPerSecond)} events/s (sink alone); in the runner ${fmt(a.stageEventsPerSecond.hotPut)}` : 'no Redis',
       met: b ? b.eventsPerSecond >= TARGETS.redisEventsPerSecond : null,
-      judgedOn: `(b) RedisHotState.put alone, batch ${judged.batchSize}`,
+      judgedOn: `(b) RedisHotState.put alone, batch ${batchLabel(judged)}`,
     });
   }
   if ('result' in lag) {
@@ -87,7 +95,7 @@ export const summarize = (cells: BatchCell[], judgedBatch: number, lag: Outcome<
     rows: cells.flatMap((c) => {
       const rows: (string | number)[][] = [
         [
-          c.batchSize,
+          batchLabel(c),
           `(a) runner from zero: PostgreSQL + ${c.catchUp.hotState === 'redis' ? 'Redis' : 'in-process hot state'}`,
           c.catchUp.eventsPerSecond,
           Math.round((c.catchUp.docsWritten + c.catchUp.historyRows) / (c.catchUp.ms / 1000)),
@@ -98,7 +106,7 @@ export const summarize = (cells: BatchCell[], judgedBatch: number, lag: Outcome<
       ];
       if (c.redisSink && c.redisPlain) {
         rows.push([
-          c.batchSize,
+          batchLabel(c),
           `(b) Redis sink: ${c.redisSink.label}`,
           c.redisSink.eventsPerSecond,
           c.redisSink.writesPerSecond,
@@ -106,10 +114,10 @@ export const summarize = (cells: BatchCell[], judgedBatch: number, lag: Outcome<
           times(ratio(c.redisSink.eventsPerSecond, c.redisPlain.eventsPerSecond)),
           c.redisSink.serverCpuMs ?? '',
         ]);
-        rows.push([c.batchSize, `    baseline: ${c.redisPlain.label}`, c.redisPlain.eventsPerSecond, c.redisPlain.writesPerSecond, c.redisPlain.ms, '', c.redisPlain.serverCpuMs ?? '']);
+        rows.push([batchLabel(c), `    baseline: ${c.redisPlain.label}`, c.redisPlain.eventsPerSecond, c.redisPlain.writesPerSecond, c.redisPlain.ms, '', c.redisPlain.serverCpuMs ?? '']);
       }
       rows.push([
-        c.batchSize,
+        batchLabel(c),
         `(c) PostgreSQL sink: ${c.postgresSink.label}`,
         c.postgresSink.eventsPerSecond,
         c.postgresSink.writesPerSecond,
@@ -117,7 +125,7 @@ export const summarize = (cells: BatchCell[], judgedBatch: number, lag: Outcome<
         times(ratio(c.postgresSink.eventsPerSecond, c.postgresPlain.eventsPerSecond)),
         '',
       ]);
-      rows.push([c.batchSize, `    baseline: ${c.postgresPlain.label}`, c.postgresPlain.eventsPerSecond, c.postgresPlain.writesPerSecond, c.postgresPlain.ms, '', '']);
+      rows.push([batchLabel(c), `    baseline: ${c.postgresPlain.label}`, c.postgresPlain.eventsPerSecond, c.postgresPlain.writesPerSecond, c.postgresPlain.ms, '', '']);
       return rows;
     }),
   };
@@ -128,7 +136,7 @@ export const summarize = (cells: BatchCell[], judgedBatch: number, lag: Outcome<
     rows: cells.map((c) => {
       const b = c.catchUp.breakdown;
       return [
-        c.batchSize,
+        batchLabel(c),
         c.catchUp.ms,
         b.feedReadMs,
         c.catchUp.feedReads.meanMs,

@@ -152,6 +152,8 @@ export const configSchema = z.object({
   PROJECTOR: z.enum(['inline', 'external']).default('inline'),
   /** Events per projector transaction. */
   PROJECTION_BATCH_SIZE: int(1, 100_000).default(1000),
+  /** Events per read-model projector transaction while it is behind (a read came back full); at least PROJECTION_BATCH_SIZE. */
+  PROJECTION_CATCH_UP_BATCH_SIZE: int(1, 100_000).default(5000),
   /** Monthly player_history partitions created ahead of now. */
   PLAYER_HISTORY_MONTHS_AHEAD: int(1, 120).default(3),
   /** Drop player_history partitions older than this many months; unset keeps everything. */

@@ -87,6 +87,14 @@ export type SubscribeToAllOptions = {
   fromPosition?: Position | typeof START | typeof END;
   /** Events per read while catching up. */
   batchSize?: number;
+  /**
+   * Events per read while the subscriber is behind: once a read comes back
+   * full (`batchSize` or more were waiting), the next reads ask for up to
+   * this many, until one comes back short. Fewer, larger batches for a
+   * consumer that pays per batch (a projection's transaction); a consumer
+   * near the head still gets small batches. Default: `batchSize`.
+   */
+  catchUpBatchSize?: number;
 };
 
 export interface AllSubscription extends AsyncIterable<RecordedEvent> {

@@ -74,6 +74,7 @@ export const createRunner = (
     readModels: deps.readModels,
     hot: deps.hot,
     batchSize: config.PROJECTION_BATCH_SIZE,
+    catchUpBatchSize: config.PROJECTION_CATCH_UP_BATCH_SIZE,
     lockName: `lorestore.projector.${config.DATABASE_SCHEMA}`,
     partitions: { monthsBack: 1, monthsAhead: config.PLAYER_HISTORY_MONTHS_AHEAD, retentionMonths: config.PLAYER_HISTORY_RETENTION_MONTHS ?? null },
     // Readers look at the bypass at most every 250 ms (ProjectionsService.hotBypassed): settle 4× that.

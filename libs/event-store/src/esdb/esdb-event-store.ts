@@ -208,7 +208,9 @@ export class EsdbEventStore implements EventStore {
   }
 
   subscribeToAll(options: SubscribeToAllOptions = {}): AllSubscription {
-    return new EsdbAllSubscription(this.client, options.fromPosition ?? START, options.batchSize ?? 1000, this.options);
+    const batchSize = options.batchSize ?? 1000;
+    const catchUp = Math.max(batchSize, options.catchUpBatchSize ?? batchSize);
+    return new EsdbAllSubscription(this.client, options.fromPosition ?? START, batchSize, catchUp, this.options);
   }
 
   async streamRevision(streamId: string): Promise<bigint | null> {
@@ -261,7 +263,8 @@ export class EsdbEventStore implements EventStore {
  * server), starting after `from`. On a lost connection it subscribes again
  * from the last event it delivered, with back-off, so a consumer sees every
  * event once, in order, across reconnects. `batches()` hands out what has
- * arrived, up to `batchSize` at a time; the gRPC stream is paused while the
+ * arrived, up to `batchSize` at a time (up to `catchUpBatchSize` while more
+ * than `batchSize` are waiting); the gRPC stream is paused while the
  * consumer is behind.
  */
 class EsdbAllSubscription implements AllSubscription {
@@ -274,10 +277,16 @@ class EsdbAllSubscription implements AllSubscription {
   private timer: NodeJS.Timeout | null = null;
   private backoff: number;
 
+  /** Events queued before the gRPC stream is paused: a few batches, so a catch-up batch can fill. */
+  private get queueLimit(): number {
+    return Math.max(this.batchSize * 4, this.catchUpBatchSize);
+  }
+
   constructor(
     private readonly client: EventStoreDBClient,
     from: Position | typeof START | typeof END,
     private readonly batchSize: number,
+    private readonly catchUpBatchSize: number,
     private readonly options: EsdbEventStoreOptions,
   ) {
     this.last = from;
@@ -295,7 +304,7 @@ class EsdbAllSubscription implements AllSubscription {
     this.current = subscription;
     // A new stream starts unpaused; a consumer still behind pauses it again at once.
     this.paused = false;
-    if (this.queue.length >= this.batchSize * 4) {
+    if (this.queue.length >= this.queueLimit) {
       this.paused = true;
       subscription.pause();
     }
@@ -307,7 +316,7 @@ class EsdbAllSubscription implements AllSubscription {
       this.backoff = this.options.reconnect?.initialMs ?? 100;
       this.last = event.position;
       this.queue.push(event);
-      if (this.queue.length >= this.batchSize * 4 && !this.paused) {
+      if (this.queue.length >= this.queueLimit && !this.paused) {
         this.paused = true;
         subscription.pause();
       }
@@ -337,7 +346,7 @@ class EsdbAllSubscription implements AllSubscription {
         await new Promise<void>((resolve) => (this.wake = resolve));
         continue;
       }
-      const batch = this.queue.splice(0, this.batchSize);
+      const batch = this.queue.splice(0, this.queue.length > this.batchSize ? this.catchUpBatchSize : this.batchSize);
       if (this.paused && this.queue.length < this.batchSize) {
         this.paused = false;
         this.current?.resume();

@@ -533,9 +533,11 @@ export class PostgresEventStore implements EventStore {
   }
 
   subscribeToAll(options: SubscribeToAllOptions = {}): AllSubscription {
+    const batchSize = options.batchSize ?? 500;
     const subscription = new PostgresAllSubscription(this, {
       fromPosition: options.fromPosition ?? START,
-      batchSize: options.batchSize ?? 500,
+      batchSize,
+      catchUpBatchSize: Math.max(batchSize, options.catchUpBatchSize ?? batchSize),
       pollIntervalMs: this.options.pollIntervalMs ?? 500,
       channel: this.channel,
       onClose: () => this.subscriptions.delete(subscription),

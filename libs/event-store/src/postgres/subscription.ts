@@ -5,6 +5,8 @@ import type { PostgresEventStore } from './postgres-event-store';
 type Options = {
   fromPosition: Position | typeof START | typeof END;
   batchSize: number;
+  /** At least batchSize: see SubscribeToAllOptions. */
+  catchUpBatchSize: number;
   pollIntervalMs: number;
   channel: string;
   onClose: () => void;
@@ -43,6 +45,8 @@ export class PostgresAllSubscription implements AllSubscription {
     let started = false;
     /** From the end: what had committed when the subscription started, to be passed over. */
     let before: { committedBefore: (commit: bigint) => boolean; horizon: bigint } | null = null;
+    /** Events asked for per read: batchSize, or catchUpBatchSize after a read that came back full. */
+    let limit = this.options.batchSize;
     try {
       while (!this.closed) {
         let batch: RecordedEvent[];
@@ -58,7 +62,7 @@ export class PostgresAllSubscription implements AllSubscription {
             started = true;
           }
           await this.ensureListening();
-          batch = await this.store.readFeed(position, false, this.options.batchSize);
+          batch = await this.store.readFeed(position, false, limit);
           backoff = 100;
         } catch {
           if (this.closed) return;
@@ -79,7 +83,9 @@ export class PostgresAllSubscription implements AllSubscription {
           }
           if (deliver.length > 0) yield deliver;
         }
-        if (batch.length < this.options.batchSize) await this.sleep(this.options.pollIntervalMs);
+        const full = batch.length >= limit;
+        limit = full ? this.options.catchUpBatchSize : this.options.batchSize;
+        if (!full) await this.sleep(this.options.pollIntervalMs);
       }
     } finally {
       await this.unsubscribe();

@@ -228,6 +228,26 @@ export const describeEventStoreContract = (name: string, setup: () => Promise<Co
         await subscription.unsubscribe();
       });
 
+      it('hands out batches of up to catchUpBatchSize while behind, every event once and in order', async () => {
+        const s = stream('catch-up');
+        const marker = await store.appendToStream(s, [event('M')]);
+        for (let chunk = 0; chunk < 13; chunk++) await store.appendToStream(s, Array.from({ length: 10 }, (_, i) => event('E', { i: chunk * 10 + i })));
+        const subscription = store.subscribeToAll({ fromPosition: marker.events[0]!.position, batchSize: 10, catchUpBatchSize: 50 });
+        // Behind by 130 events when the first batch is asked for.
+        await new Promise((r) => setTimeout(r, 300));
+        const sizes: number[] = [];
+        const seen: number[] = [];
+        for await (const batch of subscription.batches()) {
+          sizes.push(batch.length);
+          for (const e of batch) if (e.streamId === s) seen.push((e.data as { i: number }).i);
+          if (seen.length >= 130) break;
+        }
+        await subscription.unsubscribe();
+        expect(seen).toEqual(Array.from({ length: 130 }, (_, i) => i));
+        expect(Math.max(...sizes)).toBeLessThanOrEqual(50);
+        expect(Math.max(...sizes)).toBeGreaterThan(10);
+      });
+
       it('subscribing from the end delivers only events appended afterwards', async () => {
         const s = stream('end');
         await store.appendToStream(s, [event('Old')]);
