@@ -131,8 +131,8 @@ export const summarize = (cells: BatchCell[], judgedRun: { batchSize: number; ca
   };
 
   const breakdown: Table = {
-    title: '(a) where the runner’s time goes (ms): feed reads (overlapping the batches), then per batch load docs, plan (fold + bookkeeping), hot put, PostgreSQL commit',
-    headers: ['batch', 'total', 'feed read', 'per read', 'load docs', 'plan', 'hot put', 'pg commit', 'other', 'batch p50', 'batch p99', 'node cpu', 'redis cpu'],
+    title: '(a) where the runner’s time goes (ms): feed reads (overlapping the batches), then per batch load docs, plan (fold + bookkeeping), PostgreSQL commit (its COMMIT waits for the hot put, which runs beside its statements)',
+    headers: ['batch', 'total', 'feed read', 'per read', 'load docs', 'plan', 'hot put (beside)', 'pg commit', 'other', 'batch p50', 'batch p99', 'node cpu', 'redis cpu'],
     rows: cells.map((c) => {
       const b = c.catchUp.breakdown;
       return [

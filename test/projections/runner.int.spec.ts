@@ -75,6 +75,57 @@ describe('projection runner: failures and stopping', () => {
     }
   });
 
+  it('writes the hot store beside the statements, but a slow hot write is waited for outside any transaction', async () => {
+    /** An in-process hot store whose first write takes 600 ms. */
+    class SlowFirstWrite extends MemoryHotState {
+      pending = false;
+      private slow = true;
+      override async put(docs: Parameters<MemoryHotState['put']>[0]): Promise<void> {
+        if (this.slow) {
+          this.slow = false;
+          this.pending = true;
+          await new Promise((r) => setTimeout(r, 600));
+          this.pending = false;
+        }
+        return super.put(docs);
+      }
+    }
+    const hot = new SlowFirstWrite({ ttlSeconds: 60, maxEntries: 1000 });
+    const runner = new ProjectionRunner({
+      store,
+      pool: db.pool,
+      readModels: new ReadModelStore(db.pool),
+      hot,
+      batchSize: 100,
+      lockName: `${db.schema}.slow-hot`,
+      partitions: { monthsBack: 1, monthsAhead: 1, retentionMonths: null },
+    });
+    const world = `w${randomBytes(3).toString('hex')}`;
+    const appended = await store.appendToStream(`world-${world}`, [
+      { id: randomUUID(), type: 'WeatherChanged', data: { weather: 'fog', regionId: null, from: null, at: new Date().toISOString() }, metadata: {} },
+    ]);
+    runner.start();
+    try {
+      await new Promise((r) => setTimeout(r, 400));
+      expect(hot.pending).toBe(true);
+      // The batch's statements ran beside the write; their transaction waited briefly, then rolled back.
+      const { rows } = await db.pool.query<{ n: string }>(
+        `SELECT count(*) AS n FROM pg_stat_activity
+          WHERE datname = current_database() AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()
+            AND application_name = $1 AND now() - xact_start > interval '200 milliseconds'`,
+        [`lorestore-test-runner_hot_down`],
+      );
+      expect(Number(rows[0]!.n)).toBe(0);
+      expect(runner.position?.prepare ?? -1n).toBeLessThan(appended.position.prepare);
+      await until(runner, appended.position.prepare);
+      expect(hot.pending).toBe(false);
+      const { rows: stored } = await db.pool.query<{ data: { weather: { global: string } } }>('SELECT data FROM world_state WHERE world_id = $1', [world]);
+      expect(stored[0]!.data.weather.global).toBe('fog');
+    } finally {
+      await runner.stop();
+    }
+  });
+
   it('retries a failed commit without waiting for another event, and stops at once on a quiet feed', async () => {
     const hot = new MemoryHotState({ ttlSeconds: 60, maxEntries: 1000 });
     const readModels = new ReadModelStore(db.pool);

@@ -87,15 +87,36 @@ async function* readAhead<T>(source: AsyncIterable<T>): AsyncGenerator<T> {
   }
 }
 
+/**
+ * How long a batch's transaction, its statements run, waits for the hot
+ * store's write before it rolls back and the batch goes the slow way. A
+ * healthy write of a 5,000-document batch takes about 50 ms here and has
+ * had the statements' time already.
+ */
+const HOT_WAIT_IN_TRANSACTION_MS = 100;
+
+/** The hot store's write of a batch failed or was not done in time: the transaction rolls back. */
+class HotWriteNotDone extends Error {}
+
+/** Whether `settled` resolved true within `ms`. */
+const settledWithin = async (settled: Promise<boolean>, ms: number): Promise<boolean> => {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([settled, new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+};
+
 const silent: RunnerLogger = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
 /**
  * Runs projections from the global feed: read a batch after the checkpoint,
- * fold it into documents and rows (`planBatch`, pure), write the hot store,
- * then commit the rows and the checkpoint in one PostgreSQL transaction.
- * The hot store is written first, so it is never behind a committed
- * checkpoint; a crash between the two replays the batch, which the revision
- * guards turn into no-ops. One runner per schema leads (advisory lock); any
+ * fold it into documents and rows (`planBatch`, pure), write the hot store
+ * beside the rows' statements, and commit the rows and the checkpoint in one
+ * PostgreSQL transaction once the hot store has the batch. The hot store is
+ * never behind a committed checkpoint; a crash between the two replays the
+ * batch, which the revision guards turn into no-ops. One runner per schema leads (advisory lock); any
  * other waits and takes over if the leader's connection goes.
  */
 export class ProjectionRunner {
@@ -373,19 +394,9 @@ export class ProjectionRunner {
     const last = events.at(-1)!;
     changes.checkpoint = { position: last.position, time: last.created };
 
-    // The hot store first, outside any transaction: a transaction held open while Redis retries
-    // (a failover takes seconds) would hold back the gap-safe feed of every reader of the database.
     if (this.bypass) await this.tryEndBypass();
-    if (!this.bypass) {
-      const outcome = await this.putHot(changes.docs);
-      if (outcome === 'written') {
-        // Remembered as soon as the hot store has them, so a resync after a failover covers them too.
-        for (const doc of changes.docs) this.rememberWritten(doc);
-      } else {
-        await this.openBypass(outcome.reason);
-      }
-    }
-    await this.commit(changes, events.length);
+    if (this.bypass || changes.docs.length === 0) await this.commit(changes, events.length);
+    else await this.writeHotAndCommit(changes, events.length);
     for (const doc of changes.docs) this.cache(doc);
 
     for (const name of this.names) this.checkpoints.set(name, last.position);
@@ -399,6 +410,39 @@ export class ProjectionRunner {
   }
 
   /**
+   * The hot store's write and the PostgreSQL statements side by side, the
+   * COMMIT after the hot write: the hot store is never behind a committed
+   * checkpoint. If the hot write fails, or is not done
+   * HOT_WAIT_IN_TRANSACTION_MS after the statements, the transaction rolls
+   * back and the batch goes the slow way: the hot write retried outside any
+   * transaction (one held open while Redis retries, seconds in a failover,
+   * would hold back the gap-safe feed of every reader of the database), or
+   * the bypass opened, then the commit.
+   */
+  private async writeHotAndCommit(changes: BatchChanges, eventCount: number): Promise<void> {
+    const remember = () => {
+      // As soon as the hot store has them, so a resync after a failover covers them too.
+      for (const doc of changes.docs) this.rememberWritten(doc);
+      return true;
+    };
+    const written = this.options.hot.put(changes.docs).then(remember, () => false);
+    try {
+      await this.commit(changes, eventCount, async () => {
+        if (!(await settledWithin(written, HOT_WAIT_IN_TRANSACTION_MS))) throw new HotWriteNotDone();
+      });
+      return;
+    } catch (error) {
+      if (!(error instanceof HotWriteNotDone)) throw error;
+    }
+    if (!(await written)) {
+      const outcome = await this.putHot(changes.docs);
+      if (outcome === 'written') remember();
+      else await this.openBypass(outcome.reason);
+    }
+    await this.commit(changes, eventCount);
+  }
+
+  /**
    * Rows and checkpoints in one transaction. A batch with many history rows
    * sends them by COPY (about half of PostgreSQL's work on them): each is
    * new, as the checkpoint commits with the rows and the events at or before
@@ -407,18 +451,18 @@ export class ProjectionRunner {
    * fails the transaction and the batch is committed again with the inserts
    * that skip stored rows.
    */
-  private async commit(changes: BatchChanges, eventCount: number): Promise<void> {
+  private async commit(changes: BatchChanges, eventCount: number, beforeCommit?: () => Promise<void>): Promise<void> {
     const generation = this.options.generation ?? 1;
     if (changes.history.length >= HISTORY_COPY_MIN_ROWS) {
       try {
-        await this.options.readModels.commit(changes, this.names, eventCount, generation, { historyByCopy: true });
+        await this.options.readModels.commit(changes, this.names, eventCount, generation, { historyByCopy: true, beforeCommit });
         return;
       } catch (error) {
         if ((error as { code?: string }).code !== '23505') throw error;
         this.logger.warn(`projector: a history row of this batch is stored already (${(error as Error).message}); committing it again without COPY`);
       }
     }
-    await this.options.readModels.commit(changes, this.names, eventCount, generation);
+    await this.options.readModels.commit(changes, this.names, eventCount, generation, { beforeCommit });
   }
 
   /**

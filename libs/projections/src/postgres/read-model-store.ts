@@ -101,6 +101,13 @@ export type CommitOptions = {
    * fails the commit. About half of PostgreSQL's work on those rows.
    */
   historyByCopy?: boolean;
+  /**
+   * Runs inside the transaction once its statements have run, before COMMIT;
+   * if it throws, the transaction rolls back and the error is the commit's.
+   * The live runner waits here for the hot store's write of the batch, which
+   * it started beside the statements.
+   */
+  beforeCommit?: () => Promise<void>;
 };
 
 type WrittenTable = DocTable | 'player_history';
@@ -399,6 +406,7 @@ export class ReadModelStore {
         await pipeline(Readable.from(copy), client.query(copyFrom(`COPY ${this.nameOf('player_history')} (${HISTORY_COLUMNS}) FROM STDIN`)));
       }
       await client.query(this.commitBatch, params);
+      await options.beforeCommit?.();
     });
   }
 
