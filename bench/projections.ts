@@ -104,7 +104,13 @@ export const runProjectionsBench = async (): Promise<void> => {
   let redisVersion: string | null = null;
   let prefill: PrefillResult | undefined;
   let lag: Outcome<LagResult>;
-  const reads: Reads = { service: { skipped: 'not reached' }, redis: { skipped: 'not reached' }, redisBenchmark: [] };
+  const reads: Reads = {
+    service: { skipped: 'not reached' },
+    redis: { skipped: 'not reached' },
+    serviceAligned: { skipped: 'not reached' },
+    redisAligned: { skipped: 'not reached' },
+    redisBenchmark: [],
+  };
   let loadAverageAtEnd: number[];
   const cleanup = { schemasLeft: [] as string[], redisKeysLeft: null as number | null };
   const prefillShape = shapeOf('bench-w', worlds, entities, players, 1);
@@ -220,19 +226,22 @@ export const runProjectionsBench = async (): Promise<void> => {
     // (3) GET one entity through the service, from Redis, against Redis alone.
     stopIfInterrupted();
     const load: ReadLoad = { rate: readRate, connections: readConnections, seconds: readSeconds, warmupSeconds: readWarmup };
+    const skipReads = (skipped: string) => {
+      reads.service = reads.redis = reads.serviceAligned = reads.redisAligned = { skipped };
+    };
     if (readRate === 0) {
-      reads.service = reads.redis = { skipped: 'BENCH_PROJ_READ_RATE=0' };
+      skipReads('BENCH_PROJ_READ_RATE=0');
     } else if (!final.redis) {
-      reads.service = reads.redis = { skipped: 'no Redis' };
+      skipReads('no Redis');
     } else if (refs.length === 0) {
-      reads.service = reads.redis = { skipped: 'no active entity was projected' };
+      skipReads('no active entity was projected');
     } else {
       if (!existsSync(SERVICE_MAIN)) {
-        reads.service = { skipped: `${path.relative(process.cwd(), SERVICE_MAIN)} does not exist: build first (npm run build)` };
+        reads.service = reads.serviceAligned = { skipped: `${path.relative(process.cwd(), SERVICE_MAIN)} does not exist: build first (npm run build)` };
       } else {
         log(`reads: the service over ${refs.length} entities hot in Redis`);
         try {
-          const result: ReadResult = await measureService({
+          const [staggered, aligned]: ReadResult[] = await measureService({
             script: SERVICE_MAIN,
             databaseUrl: db.url,
             schema: final.readModelSchema,
@@ -240,23 +249,29 @@ export const runProjectionsBench = async (): Promise<void> => {
             prefix: final.redis.prefix,
             refs,
             load,
+            pacings: ['staggered', 'aligned'],
             execArgv: process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [],
           });
-          reads.service = { result };
-          log(`  ${result.requestsPerSecond} req/s, p50 ${result.latency.p50Ms} ms, p99 ${result.latency.p99Ms} ms, non-2xx ${result.notOk}, errors ${result.errors}`);
-          for (const sample of result.notOkSamples) log(`  non-2xx: ${sample}`);
+          reads.service = { result: staggered! };
+          reads.serviceAligned = { result: aligned! };
+          for (const sample of [...staggered!.notOkSamples, ...aligned!.notOkSamples]) log(`  non-2xx: ${sample}`);
         } catch (error) {
-          reads.service = { failed: failure(error) };
-          log(`service reads failed: ${reads.service.failed}`);
+          reads.service = reads.serviceAligned = { failed: failure(error) };
+          log(`service reads failed: ${failure(error)}`);
         }
       }
-      try {
-        const result = await measureRedisReads(redisUrl, final.redis.prefix, refs, load);
-        reads.redis = { result };
-        log(`  ${result.requestsPerSecond} HGETALL/s, p50 ${result.latency.p50Ms} ms, p99 ${result.latency.p99Ms} ms`);
-      } catch (error) {
-        reads.redis = { failed: failure(error) };
-        log(`Redis reads failed: ${reads.redis.failed}`);
+      for (const pacing of ['staggered', 'aligned'] as const) {
+        let outcome: Outcome<ReadResult>;
+        try {
+          const result = await measureRedisReads(redisUrl, final.redis.prefix, refs, load, pacing);
+          outcome = { result };
+          log(`  ${result.requestsPerSecond} HGETALL/s, p50 ${result.latency.p50Ms} ms, p99 ${result.latency.p99Ms} ms`);
+        } catch (error) {
+          outcome = { failed: failure(error) };
+          log(`Redis reads (${pacing}) failed: ${outcome.failed}`);
+        }
+        if (pacing === 'staggered') reads.redis = outcome;
+        else reads.redisAligned = outcome;
       }
       const key = `${final.redis.prefix}${hotKey('entities', refs[0]!.worldId, refs[0]!.entityId)}`;
       for (const pipeline of [1, 16]) {
@@ -313,5 +328,5 @@ export const runProjectionsBench = async (): Promise<void> => {
     `cleanup: schemas left ${cleanup.schemasLeft.length}, Redis keys left ${cleanup.redisKeysLeft ?? 'n/a'}`,
   ];
   printReport(report, summary.tables, notes);
-  if ('failed' in lag || 'failed' in reads.service || 'failed' in reads.redis) process.exitCode = 1;
+  if ('failed' in lag || 'failed' in reads.service || 'failed' in reads.redis || 'failed' in reads.serviceAligned || 'failed' in reads.redisAligned) process.exitCode = 1;
 };

@@ -32,24 +32,33 @@ const API_KEY = 'benchkey';
 
 
 /**
- * GET /v1/worlds/{w}/entities/{id} with autocannon at `overallRate`, ids
- * round-robin. autocannon paces by a per-connection quota per second (each
- * connection sends back to back until it has sent rate/connections in the
- * current second, then waits for the next): the load comes in bursts at up to
- * the server's closed-loop speed, not evenly spaced. The ioredis baseline below
- * is paced the same way, so the two see the same shape of load.
+ * How the offered rate is spread over a second. autocannon paces by a
+ * per-connection quota per second: each connection sends back to back until
+ * it has sent rate/connections in the current second, then waits for the
+ * next. `aligned`: one autocannon run, every connection's second starts at
+ * the same moment, so the whole second's load comes as one burst at up to the
+ * server's closed-loop speed (autocannon's own behaviour, mcollina/autocannon#174).
+ * `staggered`: one single-connection run per connection, started
+ * 1000/connections ms apart, so the connections' bursts are spread evenly
+ * over the second: the same rate, arriving close to steadily. The ioredis
+ * baseline below is paced the same way in each mode.
  */
-const driveGets = (base: string, refs: EntityRef[], load: ReadLoad, seconds: number): Promise<ReadResult> => {
-  let next = 0;
-  const paths = refs.map((r) => `/v1/worlds/${r.worldId}/entities/${r.entityId}`);
-  const samples: string[] = [];
-  const latency = new LatencyRecorder();
-  return new Promise((resolve, reject) => {
+export type Pacing = 'aligned' | 'staggered';
+
+/** Each connection's share of `rate` per second. */
+const quotasOf = (load: ReadLoad): number[] =>
+  Array.from({ length: load.connections }, (_, i) => Math.floor(load.rate / load.connections) + (i < load.rate % load.connections ? 1 : 0));
+
+type CannonRun = { requests: number; ok: number; notOk: number; errors: number; duration: number; p50: number; p99: number; max: number };
+
+/** One autocannon run of GETs over `paths` (round-robin through `cursor`), every response's time into `latency`. */
+const cannon = (base: string, paths: string[], cursor: { next: number }, connections: number, rate: number, seconds: number, latency: LatencyRecorder, samples: string[]): Promise<CannonRun> =>
+  new Promise((resolve, reject) => {
     const instance = autocannon(
       {
         url: base,
-        connections: load.connections,
-        overallRate: load.rate,
+        connections,
+        overallRate: rate,
         duration: seconds,
         pipelining: 1,
         timeout: 10,
@@ -60,7 +69,7 @@ const driveGets = (base: string, refs: EntityRef[], load: ReadLoad, seconds: num
           {
             method: 'GET',
             headers: { authorization: `Bearer ${API_KEY}` },
-            setupRequest: (request) => ({ ...request, path: paths[next++ % paths.length]! }),
+            setupRequest: (request) => ({ ...request, path: paths[cursor.next++ % paths.length]! }),
             onResponse: (status, body) => {
               if ((status < 200 || status > 299) && samples.length < 5) samples.push(`${status} ${body.slice(0, 300)}`);
             },
@@ -71,21 +80,49 @@ const driveGets = (base: string, refs: EntityRef[], load: ReadLoad, seconds: num
         if (error) return reject(error instanceof Error ? error : new Error(String(error)));
         const requests = result['1xx'] + result['2xx'] + result['3xx'] + result['4xx'] + result['5xx'];
         resolve({
-          label: 'state-api GET /v1/worlds/{w}/entities/{id}',
           requests,
-          requestsPerSecond: Math.round(requests / result.duration),
           ok: result['2xx'],
           notOk: result.non2xx,
           errors: result.errors + result.timeouts,
-          latency: latency.summary(),
-          durationSeconds: result.duration,
-          notOkSamples: samples,
-          extra: { autocannonLatencyMs: { p50: result.latency.p50, p99: result.latency.p99, max: result.latency.max } },
+          duration: result.duration,
+          p50: result.latency.p50,
+          p99: result.latency.p99,
+          max: result.latency.max,
         });
       },
     );
     instance.on('response', (_client: unknown, _status: number, _bytes: number, responseTime: number) => latency.record(responseTime));
   });
+
+/** GET /v1/worlds/{w}/entities/{id} at `load.rate`, ids round-robin, paced as `pacing` says. */
+const driveGets = async (base: string, refs: EntityRef[], load: ReadLoad, seconds: number, pacing: Pacing): Promise<ReadResult> => {
+  const cursor = { next: 0 };
+  const paths = refs.map((r) => `/v1/worlds/${r.worldId}/entities/${r.entityId}`);
+  const samples: string[] = [];
+  const latency = new LatencyRecorder();
+  const runs =
+    pacing === 'aligned'
+      ? [await cannon(base, paths, cursor, load.connections, load.rate, seconds, latency, samples)]
+      : await Promise.all(
+          quotasOf(load).map(async (quota, i) => {
+            await new Promise((resolve) => setTimeout(resolve, (i * 1000) / load.connections));
+            return cannon(base, paths, cursor, 1, quota, seconds, latency, samples);
+          }),
+        );
+  const sum = (f: (r: CannonRun) => number) => runs.reduce((a, r) => a + f(r), 0);
+  return {
+    label: `state-api GET /v1/worlds/{w}/entities/{id}, ${pacing}`,
+    requests: sum((r) => r.requests),
+    // Each run's own rate, added up: the staggered runs' windows are shifted by up to a second.
+    requestsPerSecond: Math.round(sum((r) => r.requests / r.duration)),
+    ok: sum((r) => r.ok),
+    notOk: sum((r) => r.notOk),
+    errors: sum((r) => r.errors),
+    latency: latency.summary(),
+    durationSeconds: Math.max(...runs.map((r) => r.duration)),
+    notOkSamples: samples,
+    extra: { pacing, autocannonLatencyMs: runs.length === 1 ? { p50: runs[0]!.p50, p99: runs[0]!.p99, max: runs[0]!.max } : undefined },
+  };
 };
 
 /** The built service in a child process (PROJECTOR=external: it only reads), with the hot keys of `prefix`. */
@@ -97,8 +134,10 @@ export const measureService = async (options: {
   prefix: string;
   refs: EntityRef[];
   load: ReadLoad;
+  /** One measurement per pacing, in this order, against the same service. */
+  pacings: Pacing[];
   execArgv: string[];
-}): Promise<ReadResult> => {
+}): Promise<ReadResult[]> => {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   const server = startNodeChild(
@@ -115,14 +154,19 @@ export const measureService = async (options: {
     await waitForHttpOk(`${base}/health/ready`, server, 120_000);
     if (options.load.warmupSeconds > 0) {
       log(`  service: warm-up ${options.load.warmupSeconds}s`);
-      await driveGets(base, options.refs, options.load, options.load.warmupSeconds);
+      await driveGets(base, options.refs, options.load, options.load.warmupSeconds, options.pacings[0] ?? 'staggered');
     }
-    const before = await hotReads(base);
-    log(`  service: ${options.load.rate} req/s offered over ${options.load.connections} connections for ${options.load.seconds}s`);
-    const result = await driveGets(base, options.refs, options.load, options.load.seconds);
-    const after = await hotReads(base);
-    result.extra = { ...result.extra, hotStateReads: Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - (before[k] ?? 0)])) };
-    return result;
+    const results: ReadResult[] = [];
+    for (const pacing of options.pacings) {
+      const before = await hotReads(base);
+      log(`  service: ${options.load.rate} req/s offered over ${options.load.connections} connections for ${options.load.seconds}s, ${pacing}`);
+      const result = await driveGets(base, options.refs, options.load, options.load.seconds, pacing);
+      const after = await hotReads(base);
+      result.extra = { ...result.extra, hotStateReads: Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - (before[k] ?? 0)])) };
+      log(`  ${result.requestsPerSecond} req/s, p50 ${result.latency.p50Ms} ms, p99 ${result.latency.p99Ms} ms, non-2xx ${result.notOk}, errors ${result.errors}`);
+      results.push(result);
+    }
+    return results;
   } finally {
     await server.stop();
   }
@@ -143,9 +187,11 @@ const hotReads = async (base: string): Promise<Record<string, number>> => {
 /**
  * Baseline: HGETALL of the same keys through ioredis (one connection with
  * auto-pipelining, as the service's client), `connections` loops each sending
- * back to back up to its quota of rate/connections per second, as autocannon does.
+ * back to back up to its quota of rate/connections per second, as autocannon
+ * does; with `staggered` pacing loop i's second starts i/connections of a
+ * second after loop 0's.
  */
-export const measureRedisReads = async (url: string, prefix: string, refs: EntityRef[], load: ReadLoad): Promise<ReadResult> => {
+export const measureRedisReads = async (url: string, prefix: string, refs: EntityRef[], load: ReadLoad, pacing: Pacing): Promise<ReadResult> => {
   const redis = new Redis(url, { keyPrefix: prefix, enableAutoPipelining: true, maxRetriesPerRequest: 2 });
   const keys = refs.map((r) => hotKey('entities', r.worldId, r.entityId));
   const run = async (seconds: number): Promise<ReadResult> => {
@@ -155,17 +201,28 @@ export const measureRedisReads = async (url: string, prefix: string, refs: Entit
     let missing = 0;
     let errors = 0;
     let stop = false;
-    const quotas = Array.from({ length: load.connections }, (_, i) => Math.floor(load.rate / load.connections) + (i < load.rate % load.connections ? 1 : 0));
-    const made = new Array<number>(load.connections).fill(0);
+    const quotas = quotasOf(load);
+    const offset = (c: number) => (pacing === 'staggered' ? (c * 1000) / load.connections : 0);
+    // A staggered loop has nothing to send until its first second starts.
+    const made = quotas.map((q, c) => (offset(c) > 0 ? q : 0));
     const paused: ((() => void) | null)[] = new Array<(() => void) | null>(load.connections).fill(null);
-    const second = setInterval(() => {
-      made.fill(0);
-      for (let i = 0; i < paused.length; i++) {
-        const resume = paused[i];
-        paused[i] = null;
-        resume?.();
-      }
-    }, 1000);
+    const newSecond = (c: number) => {
+      made[c] = 0;
+      const resume = paused[c];
+      paused[c] = null;
+      resume?.();
+    };
+    const timers: NodeJS.Timeout[] = [];
+    for (let c = 0; c < load.connections; c++) {
+      if (offset(c) === 0) timers.push(setInterval(() => newSecond(c), 1000));
+      else
+        timers.push(
+          setTimeout(() => {
+            newSecond(c);
+            timers.push(setInterval(() => newSecond(c), 1000));
+          }, offset(c)),
+        );
+    }
     const started = performance.now();
     const loop = async (c: number) => {
       while (!stop) {
@@ -188,12 +245,12 @@ export const measureRedisReads = async (url: string, prefix: string, refs: Entit
     const loops = Array.from({ length: load.connections }, (_, c) => loop(c));
     await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
     stop = true;
-    clearInterval(second);
+    for (const timer of timers) clearTimeout(timer);
     for (const resume of paused) resume?.();
     await Promise.all(loops);
     const duration = (performance.now() - started) / 1000;
     return {
-      label: 'ioredis HGETALL of the same keys (same pacing)',
+      label: `ioredis HGETALL of the same keys, ${pacing}`,
       requests: ok + missing + errors,
       requestsPerSecond: Math.round((ok + missing + errors) / duration),
       ok,
@@ -207,7 +264,7 @@ export const measureRedisReads = async (url: string, prefix: string, refs: Entit
   try {
     await redis.ping();
     if (load.warmupSeconds > 0) await run(load.warmupSeconds);
-    log(`  ioredis HGETALL: ${load.rate}/s over ${load.connections} loops for ${load.seconds}s`);
+    log(`  ioredis HGETALL: ${load.rate}/s over ${load.connections} loops for ${load.seconds}s, ${pacing}`);
     return await run(load.seconds);
   } finally {
     redis.disconnect();

@@ -30,7 +30,17 @@ export type BatchCell = {
 
 export type Outcome<T> = { result: T } | { skipped: string } | { failed: string };
 
-export type Reads = { service: Outcome<ReadResult>; redis: Outcome<ReadResult>; redisBenchmark: RedisBenchmarkResult[] };
+/**
+ * `service` and `redis` with staggered pacing (the judged pair), the
+ * `…Aligned` pair with autocannon's own (see Pacing in reads.ts).
+ */
+export type Reads = {
+  service: Outcome<ReadResult>;
+  redis: Outcome<ReadResult>;
+  serviceAligned: Outcome<ReadResult>;
+  redisAligned: Outcome<ReadResult>;
+  redisBenchmark: RedisBenchmarkResult[];
+};
 
 type Verdict = { target: string; actual: string; met: boolean | null; judgedOn: string };
 
@@ -80,9 +90,12 @@ export const summarize = (cells: BatchCell[], judgedRun: { batchSize: number; ca
     const offered = s.requestsPerSecond >= TARGETS.readRate * ACHIEVED_SHARE;
     verdicts.push({
       target: `GET entity p99 <= ${TARGETS.readP99Ms} ms at ${fmt(TARGETS.readRate)} req/s`,
-      actual: `p99 ${s.latency.p99Ms} ms at ${fmt(s.requestsPerSecond)} req/s, non-2xx ${s.notOk}, errors ${s.errors}`,
+      actual:
+        `p99 ${s.latency.p99Ms} ms at ${fmt(s.requestsPerSecond)} req/s, non-2xx ${s.notOk}, errors ${s.errors}` +
+        ('result' in reads.redis ? `; Redis alone p99 ${reads.redis.result.latency.p99Ms} ms` : '') +
+        ('result' in reads.serviceAligned ? `; aligned bursts p99 ${reads.serviceAligned.result.latency.p99Ms} ms` : ''),
       met: s.latency.p99Ms <= TARGETS.readP99Ms && offered && s.notOk === 0 && s.errors === 0,
-      judgedOn: 'state-api child process, autocannon',
+      judgedOn: 'state-api child process, autocannon, staggered',
     });
   } else {
     const s = reads.service;
@@ -191,10 +204,15 @@ export const summarize = (cells: BatchCell[], judgedRun: { batchSize: number; ca
     });
   }
   const readRows: (string | number)[][] = [];
-  const baseline = 'result' in reads.redis ? reads.redis.result : null;
-  for (const outcome of [reads.service, reads.redis]) {
+  for (const [outcome, against] of [
+    [reads.service, reads.redis],
+    [reads.redis, reads.redis],
+    [reads.serviceAligned, reads.redisAligned],
+    [reads.redisAligned, reads.redisAligned],
+  ] as const) {
     if (!('result' in outcome)) continue;
     const r = outcome.result;
+    const baseline = 'result' in against ? against.result : null;
     readRows.push([
       r.label,
       r.requestsPerSecond,
