@@ -11,10 +11,10 @@ export class TimedEventStore extends PostgresEventStore {
   feedMs = 0;
   feedReads = 0;
 
-  override async readFeed(from: Position | null, inclusive: boolean, maxCount: number): Promise<RecordedEvent[]> {
+  override async readFeed(from: Position | null, inclusive: boolean, maxCount: number, options: { withMetadata?: boolean } = {}): Promise<RecordedEvent[]> {
     const started = performance.now();
     try {
-      return await super.readFeed(from, inclusive, maxCount);
+      return await super.readFeed(from, inclusive, maxCount, options);
     } finally {
       this.feedMs += performance.now() - started;
       this.feedReads++;

@@ -17,9 +17,9 @@ const WRITER = path.join(__dirname, 'lag-writer.js');
 class NotedEventStore extends PostgresEventStore {
   readonly reads: { last: Position; startedAt: number; endedAt: number }[] = [];
 
-  override async readFeed(from: Position | null, inclusive: boolean, maxCount: number): Promise<RecordedEvent[]> {
+  override async readFeed(from: Position | null, inclusive: boolean, maxCount: number, options: { withMetadata?: boolean } = {}): Promise<RecordedEvent[]> {
     const startedAt = wallClock();
-    const events = await super.readFeed(from, inclusive, maxCount);
+    const events = await super.readFeed(from, inclusive, maxCount, options);
     if (events.length > 0) this.reads.push({ last: events.at(-1)!.position, startedAt, endedAt: wallClock() });
     return events;
   }

@@ -111,4 +111,25 @@ describe('global feed order (PostgreSQL)', () => {
     expect(without.every((e) => Object.keys(e.metadata).length === 0)).toBe(true);
     expect(expected[0]!.metadata).toMatchObject({ actor: expect.stringMatching(/^a\d+$/) });
   });
+
+  it('subscribes without metadata on request: the same events in the same order, each with empty metadata', async () => {
+    const stream = `nometa-${randomUUID()}`;
+    const marker = await store.appendToStream(stream, [{ id: randomUUID(), type: 'Marker', data: {}, metadata: { actor: 'm' } }]);
+    for (let i = 0; i < 5; i++) await store.appendToStream(stream, [{ id: randomUUID(), type: 'Step', data: { i }, metadata: { actor: `a${i}` } }]);
+    const collect = async (withMetadata: boolean) => {
+      const subscription = store.subscribeToAll({ fromPosition: marker.events[0]!.position, batchSize: 2, withMetadata });
+      const out: RecordedEvent[] = [];
+      for await (const batch of subscription.batches()) {
+        out.push(...batch.filter((e) => e.streamId === stream));
+        if (out.length >= 5) break;
+      }
+      await subscription.unsubscribe();
+      return out;
+    };
+    const full = await collect(true);
+    const bare = await collect(false);
+    expect(full.map((e) => e.metadata)).toEqual([0, 1, 2, 3, 4].map((i) => expect.objectContaining({ actor: `a${i}` })));
+    expect(bare.map((e) => e.metadata)).toEqual([{}, {}, {}, {}, {}]);
+    expect(bare.map((e) => ({ ...e, metadata: {} }))).toEqual(full.map((e) => ({ ...e, metadata: {} })));
+  });
 });

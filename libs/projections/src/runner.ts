@@ -320,6 +320,8 @@ export class ProjectionRunner {
       fromPosition: from ?? START,
       batchSize: this.options.batchSize,
       catchUpBatchSize: this.options.catchUpBatchSize,
+      // No projection reads an event's metadata.
+      withMetadata: false,
     });
     this.subscription = subscription;
     // Closed before any exit from the loop: readAhead keeps a read pending, and leaving the loop

@@ -113,6 +113,7 @@ export const eventColumns = (t: string, withMetadata = true) =>
 /** The metadata of an event read without it (`readFeedRange`'s `withMetadata: false`): empty, and shared, so frozen. */
 const UNREAD_METADATA: Record<string, unknown> = Object.freeze({});
 const EVENT_COLUMNS = eventColumns('events');
+const EVENT_COLUMNS_WITHOUT_METADATA = eventColumns('events', false);
 
 export const toRecordedEvent = (row: EventRow): RecordedEvent => ({
   streamId: row.stream_id,
@@ -436,12 +437,12 @@ export class PostgresEventStore implements EventStore {
    * order. A transaction that holds a low position and commits late is still
    * "running" until then, so nothing after it is passed over.
    */
-  async readFeed(from: Position | null, inclusive: boolean, maxCount: number): Promise<RecordedEvent[]> {
+  async readFeed(from: Position | null, inclusive: boolean, maxCount: number, options: { withMetadata?: boolean } = {}): Promise<RecordedEvent[]> {
     const after = from
       ? `AND (transaction_id, position) ${inclusive ? '>=' : '>'} ($1::text::xid8, $2::bigint)`
       : 'AND $1::text IS NULL AND $2::bigint IS NULL';
     const { rows } = await this.options.pool.query<EventRow>({
-      text: `SELECT ${EVENT_COLUMNS} FROM events
+      text: `SELECT ${options.withMetadata === false ? EVENT_COLUMNS_WITHOUT_METADATA : EVENT_COLUMNS} FROM events
         WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot()) ${after}
         ORDER BY events.transaction_id, events.position
         LIMIT $3`,
@@ -538,6 +539,7 @@ export class PostgresEventStore implements EventStore {
       fromPosition: options.fromPosition ?? START,
       batchSize,
       catchUpBatchSize: Math.max(batchSize, options.catchUpBatchSize ?? batchSize),
+      withMetadata: options.withMetadata ?? true,
       pollIntervalMs: this.options.pollIntervalMs ?? 500,
       channel: this.channel,
       onClose: () => this.subscriptions.delete(subscription),

@@ -7,6 +7,7 @@ type Options = {
   batchSize: number;
   /** At least batchSize: see SubscribeToAllOptions. */
   catchUpBatchSize: number;
+  withMetadata: boolean;
   pollIntervalMs: number;
   channel: string;
   onClose: () => void;
@@ -62,7 +63,7 @@ export class PostgresAllSubscription implements AllSubscription {
             started = true;
           }
           await this.ensureListening();
-          batch = await this.store.readFeed(position, false, limit);
+          batch = await this.store.readFeed(position, false, limit, { withMetadata: this.options.withMetadata });
           backoff = 100;
         } catch {
           if (this.closed) return;
