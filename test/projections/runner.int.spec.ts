@@ -90,25 +90,36 @@ describe('projection runner: failures and stopping', () => {
         return super.put(docs);
       }
     }
+    /** Records, per commit, whether it waited for the hot write before its COMMIT. */
+    class Commits extends ReadModelStore {
+      readonly waited: boolean[] = [];
+      override commit(...args: Parameters<ReadModelStore['commit']>): Promise<void> {
+        this.waited.push(args[4]?.beforeCommit !== undefined);
+        return super.commit(...args);
+      }
+    }
     const hot = new SlowFirstWrite({ ttlSeconds: 60, maxEntries: 1000 });
+    const readModels = new Commits(db.pool);
+    const warnings: string[] = [];
     const runner = new ProjectionRunner({
       store,
       pool: db.pool,
-      readModels: new ReadModelStore(db.pool),
+      readModels,
       hot,
       batchSize: 100,
       lockName: `${db.schema}.slow-hot`,
       partitions: { monthsBack: 1, monthsAhead: 1, retentionMonths: null },
+      logger: { info: () => undefined, warn: (m) => warnings.push(m), error: (m) => warnings.push(m) },
     });
     const world = `w${randomBytes(3).toString('hex')}`;
-    const appended = await store.appendToStream(`world-${world}`, [
-      { id: randomUUID(), type: 'WeatherChanged', data: { weather: 'fog', regionId: null, from: null, at: new Date().toISOString() }, metadata: {} },
-    ]);
+    const weather = (w: string) => [{ id: randomUUID(), type: 'WeatherChanged', data: { weather: w, regionId: null, from: null, at: new Date().toISOString() }, metadata: {} }];
+    const first = await store.appendToStream(`world-${world}`, weather('fog'));
     runner.start();
     try {
       await new Promise((r) => setTimeout(r, 400));
       expect(hot.pending).toBe(true);
-      // The batch's statements ran beside the write; their transaction waited briefly, then rolled back.
+      // The batch's statements ran beside the write (a commit that waited for it), then rolled back after a short wait.
+      expect(readModels.waited[0]).toBe(true);
       const { rows } = await db.pool.query<{ n: string }>(
         `SELECT count(*) AS n FROM pg_stat_activity
           WHERE datname = current_database() AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()
@@ -116,11 +127,16 @@ describe('projection runner: failures and stopping', () => {
         [`lorestore-test-runner_hot_down`],
       );
       expect(Number(rows[0]!.n)).toBe(0);
-      expect(runner.position?.prepare ?? -1n).toBeLessThan(appended.position.prepare);
-      await until(runner, appended.position.prepare);
+      expect(runner.position?.prepare ?? -1n).toBeLessThan(first.position.prepare);
+      await until(runner, first.position.prepare);
       expect(hot.pending).toBe(false);
+      // Committed once the write was done, without waiting again; the next batch writes the hot store first (the pause).
+      const second = await store.appendToStream(`world-${world}`, weather('rain'), { expectedRevision: 0n });
+      await until(runner, second.position.prepare);
+      expect(readModels.waited).toEqual([true, false, false]);
+      expect(warnings.filter((w) => w.includes('took longer'))).toHaveLength(1);
       const { rows: stored } = await db.pool.query<{ data: { weather: { global: string } } }>('SELECT data FROM world_state WHERE world_id = $1', [world]);
-      expect(stored[0]!.data.weather.global).toBe('fog');
+      expect(stored[0]!.data.weather.global).toBe('rain');
     } finally {
       await runner.stop();
     }
@@ -251,9 +267,8 @@ describe('projection runner: catch-up batches', () => {
     await db.drop();
   });
 
-  it('takes up to catchUpBatchSize events per batch while behind, and commits a batch whose history row is stored already', async () => {
-    const world = `w${randomBytes(3).toString('hex')}`;
-    const players = [randomUUID(), randomUUID(), randomUUID()];
+  /** 1,200 player actions (three players, 400 each) in a new world; the last position. */
+  const appendActions = async (world: string, players: string[]): Promise<bigint> => {
     const at = new Date().toISOString();
     let last = 0n;
     for (const playerId of players) {
@@ -270,27 +285,38 @@ describe('projection runner: catch-up batches', () => {
         last = appended.position.prepare;
       }
     }
-    // The first player's revision 250 comes in the second batch (the first is the 100 of batchSize).
-    const [stored] = await store.readStream(`player-${world}-${players[0]}`, { fromRevision: 250n, maxCount: 1 });
-    await db.pool.query(
-      `INSERT INTO player_history (world_id, player_id, at, action, context, revision, position) VALUES ($1, $2, $3, 'a250', '{"n":50}', 250, $4)`,
-      [world, players[0], at, stored!.position.prepare.toString()],
+    return last;
+  };
+  /** Every player has 400 history rows, 400 distinct actions, and a document that counted 400. */
+  const expectAllActions = async (world: string, players: string[]) => {
+    const { rows } = await db.pool.query<{ player_id: string; n: string; actions: string }>(
+      `SELECT player_id, count(*) AS n, count(DISTINCT action) AS actions FROM player_history WHERE world_id = $1 GROUP BY player_id ORDER BY player_id`,
+      [world],
     );
-
-    const warnings: string[] = [];
-    const batches: number[] = [];
-    const runner = new ProjectionRunner({
+    expect(rows.map((r) => [r.player_id, Number(r.n), Number(r.actions)])).toEqual([...players].sort().map((p) => [p, 400, 400]));
+    const { rows: state } = await db.pool.query<{ data: { counters: { actions: number } } }>('SELECT data FROM player_state WHERE world_id = $1', [world]);
+    expect(state.map((s) => s.data.counters.actions)).toEqual([400, 400, 400]);
+  };
+  const runnerWith = (options: { catchUpBatchSize?: number; onBatch?: (events: number) => void; warnings?: string[] }) =>
+    new ProjectionRunner({
       store,
       pool: db.pool,
       readModels: new ReadModelStore(db.pool),
-      hot: new MemoryHotState({ ttlSeconds: 60, maxEntries: 1000 }),
+      hot: new MemoryHotState({ ttlSeconds: 60, maxEntries: 10_000 }),
       batchSize: 100,
-      catchUpBatchSize: 2000,
+      catchUpBatchSize: options.catchUpBatchSize,
       lockName: `${db.schema}.catch-up`,
       partitions: { monthsBack: 1, monthsAhead: 1, retentionMonths: null },
-      onBatch: (info) => batches.push(info.events),
-      logger: { info: () => undefined, warn: (m) => warnings.push(m), error: (m) => warnings.push(m) },
+      onBatch: (info) => options.onBatch?.(info.events),
+      logger: { info: () => undefined, warn: (m) => options.warnings?.push(m), error: (m) => options.warnings?.push(m) },
     });
+
+  it('takes up to catchUpBatchSize events per batch while behind', async () => {
+    const world = `w${randomBytes(3).toString('hex')}`;
+    const players = [randomUUID(), randomUUID(), randomUUID()];
+    const last = await appendActions(world, players);
+    const batches: number[] = [];
+    const runner = runnerWith({ catchUpBatchSize: 2000, onBatch: (n) => batches.push(n) });
     runner.start();
     try {
       const deadline = Date.now() + 10_000;
@@ -299,14 +325,29 @@ describe('projection runner: catch-up batches', () => {
     } finally {
       await runner.stop();
     }
-    expect(batches).toEqual([100, 1100]);
-    expect(warnings.filter((w) => w.includes('stored already'))).toHaveLength(1);
-    const { rows } = await db.pool.query<{ player_id: string; n: string; actions: string }>(
-      `SELECT player_id, count(*) AS n, count(DISTINCT action) AS actions FROM player_history WHERE world_id = $1 GROUP BY player_id ORDER BY player_id`,
-      [world],
+    // The first read asks for 100; once one comes back full, the next ask for up to 2,000 (1,100 are left).
+    expect(batches[0]).toBeLessThanOrEqual(100);
+    expect(Math.max(...batches)).toBeGreaterThan(100);
+    expect(Math.max(...batches)).toBeLessThanOrEqual(2000);
+    expect(batches.reduce((a, b) => a + b, 0)).toBe(1200);
+    await expectAllActions(world, players);
+  });
+
+  it('commits a batch by COPY, and again without it when one of its history rows is stored already', async () => {
+    const world = `w${randomBytes(3).toString('hex')}`;
+    const players = [randomUUID(), randomUUID(), randomUUID()];
+    await appendActions(world, players);
+    const events = (await Promise.all(players.map((p) => store.readStream(`player-${world}-${p}`)))).flat();
+    expect(events).toHaveLength(1200);
+    const stored = events[250]!;
+    await db.pool.query(
+      `INSERT INTO player_history (world_id, player_id, at, action, context, revision, position) VALUES ($1, $2, $3, 'a250', '{"n":50}', 250, $4)`,
+      [world, players[0], (stored.data as { at: string }).at, stored.position.prepare.toString()],
     );
-    expect(rows.map((r) => [r.player_id, Number(r.n), Number(r.actions)])).toEqual([...players].sort().map((p) => [p, 400, 400]));
-    const { rows: state } = await db.pool.query<{ data: { counters: { actions: number } } }>('SELECT data FROM player_state WHERE world_id = $1', [world]);
-    expect(state.map((s) => s.data.counters.actions)).toEqual([400, 400, 400]);
+    const warnings: string[] = [];
+    // One batch of 1,200 events delivered by hand: 1,200 history rows, over the COPY threshold.
+    await runnerWith({ warnings }).apply(events);
+    expect(warnings.filter((w) => w.includes('stored already'))).toHaveLength(1);
+    await expectAllActions(world, players);
   });
 });

@@ -90,9 +90,10 @@ export type SubscribeToAllOptions = {
   /**
    * Events per read while the subscriber is behind: once a read comes back
    * full (`batchSize` or more were waiting), the next reads ask for up to
-   * this many, until one comes back short. Fewer, larger batches for a
-   * consumer that pays per batch (a projection's transaction); a consumer
-   * near the head still gets small batches. Default: `batchSize`.
+   * this many, until one comes back short (EventStoreDB: a batch takes up to
+   * this many while more than `batchSize` are queued). Fewer, larger batches
+   * for a consumer that pays per batch (a projection's transaction); a
+   * consumer near the head still gets small batches. Default: `batchSize`.
    */
   catchUpBatchSize?: number;
   /**

@@ -95,6 +95,9 @@ async function* readAhead<T>(source: AsyncIterable<T>): AsyncGenerator<T> {
  */
 const HOT_WAIT_IN_TRANSACTION_MS = 100;
 
+/** After a hot write that failed or was late beside the statements, how long the hot store is written before them. */
+const HOT_BESIDE_PAUSE_MS = 10_000;
+
 /** The hot store's write of a batch failed or was not done in time: the transaction rolls back. */
 class HotWriteNotDone extends Error {}
 
@@ -145,6 +148,8 @@ export class ProjectionRunner {
   private bypassProbedAt = 0;
   /** A failure may be on record (ours, or a previous leader's): the next committed batch clears it. */
   private failureOnRecord = false;
+  /** Until then, the hot store is written before a batch's statements, not beside them (it was slow or failing). */
+  private hotBesideFrom = 0;
 
   constructor(private readonly options: ProjectionRunnerOptions) {
     this.projections = options.projections ?? ALL_PROJECTIONS;
@@ -420,28 +425,48 @@ export class ProjectionRunner {
    * back and the batch goes the slow way: the hot write retried outside any
    * transaction (one held open while Redis retries, seconds in a failover,
    * would hold back the gap-safe feed of every reader of the database), or
-   * the bypass opened, then the commit.
+   * the bypass opened, then the commit. After such a miss the hot store is
+   * written before the statements for HOT_BESIDE_PAUSE_MS, so a slow Redis
+   * does not have every batch's statements run twice.
    */
   private async writeHotAndCommit(changes: BatchChanges, eventCount: number): Promise<void> {
     const remember = () => {
       // As soon as the hot store has them, so a resync after a failover covers them too.
       for (const doc of changes.docs) this.rememberWritten(doc);
-      return true;
     };
-    const written = this.options.hot.put(changes.docs).then(remember, () => false);
-    try {
-      await this.commit(changes, eventCount, async () => {
-        if (!(await settledWithin(written, HOT_WAIT_IN_TRANSACTION_MS))) throw new HotWriteNotDone();
-      });
-      return;
-    } catch (error) {
-      if (!(error instanceof HotWriteNotDone)) throw error;
+    const started = Date.now();
+    if (started >= this.hotBesideFrom) {
+      let failure: unknown = null;
+      // Settles true once written, false if the write failed (a synchronous throw included).
+      const written = Promise.resolve()
+        .then(() => this.options.hot.put(changes.docs))
+        .then(
+          () => (remember(), true),
+          (error: unknown) => ((failure = error), false),
+        );
+      try {
+        await this.commit(changes, eventCount, async () => {
+          if (!(await settledWithin(written, HOT_WAIT_IN_TRANSACTION_MS))) throw new HotWriteNotDone();
+        });
+        return;
+      } catch (error) {
+        if (!(error instanceof HotWriteNotDone)) throw error;
+      }
+      const ok = await written;
+      // The statements ran for nothing: write the hot store first for a while, rather than run them twice per batch.
+      this.hotBesideFrom = Date.now() + HOT_BESIDE_PAUSE_MS;
+      this.logger.warn(
+        `projector: the hot store's write ${ok ? `took longer than the batch's statements + ${HOT_WAIT_IN_TRANSACTION_MS} ms` : `failed (${(failure as Error | null)?.message ?? String(failure)})`}; ` +
+          `the batch's transaction rolled back, and for ${HOT_BESIDE_PAUSE_MS / 1000} s the hot store is written before the statements`,
+      );
+      if (ok) {
+        await this.commit(changes, eventCount);
+        return;
+      }
     }
-    if (!(await written)) {
-      const outcome = await this.putHot(changes.docs);
-      if (outcome === 'written') remember();
-      else await this.openBypass(outcome.reason);
-    }
+    const outcome = await this.putHot(changes.docs, started);
+    if (outcome === 'written') remember();
+    else await this.openBypass(outcome.reason);
     await this.commit(changes, eventCount);
   }
 
@@ -500,10 +525,9 @@ export class ProjectionRunner {
    * it does (or we stop), or, for the live projector, until `hotBypass.afterMs`
    * has passed: then the caller opens the bypass.
    */
-  private async putHot(docs: Doc[]): Promise<'written' | { reason: string }> {
+  private async putHot(docs: Doc[], started = Date.now()): Promise<'written' | { reason: string }> {
     if (docs.length === 0) return 'written';
     let backoff = 100;
-    const started = Date.now();
     for (;;) {
       try {
         await this.options.hot.put(docs);
