@@ -1,8 +1,35 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { PostgresEventStore } from '@lorestore/event-store';
 import { freePort } from '@lorestore/infra';
-import { MemoryHotState, ProjectionRunner, ReadModelStore, RedisHotState } from '@lorestore/projections';
+import { MemoryHotState, ProjectionRunner, ReadModelStore, RedisHotState, type ProjectionRunnerOptions } from '@lorestore/projections';
 import { createTestSchema, type TestSchema } from '../support/database';
+
+/** A schema of its own with the event store and the read models, made before and dropped after the describe block that calls this. */
+const eventStoreSchema = (name: string): { db: TestSchema; store: PostgresEventStore } => {
+  const schema = {} as { db: TestSchema; store: PostgresEventStore };
+  beforeAll(async () => {
+    schema.db = await createTestSchema(name);
+    await PostgresEventStore.migrate(schema.db.pool, schema.db.schema);
+    await ReadModelStore.migrate(schema.db.pool, schema.db.schema);
+    schema.store = new PostgresEventStore({ pool: schema.db.pool, schema: schema.db.schema });
+  });
+  afterAll(async () => {
+    await schema.store.close();
+    await schema.db.drop();
+  });
+  return schema;
+};
+
+/** Transactions of the pool of the test schema `label`, but the asking one, that hold a transaction id and have been open over 200 ms. */
+const longWriteTransactions = async (db: TestSchema, label: string): Promise<number> => {
+  const { rows } = await db.pool.query<{ n: string }>(
+    `SELECT count(*) AS n FROM pg_stat_activity
+      WHERE datname = current_database() AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()
+        AND application_name = $1 AND now() - xact_start > interval '200 milliseconds'`,
+    [`lorestore-test-${label}`],
+  );
+  return Number(rows[0]!.n);
+};
 
 /**
  * The runner while its hot store is down: it retries the hot write, and
@@ -11,22 +38,13 @@ import { createTestSchema, type TestSchema } from '../support/database';
  * reader of the database, for as long as Redis stays away.
  */
 describe('projection runner: failures and stopping', () => {
+  const schema = eventStoreSchema('runner_hot_down');
   let db: TestSchema;
   let store: PostgresEventStore;
+  beforeAll(() => ({ db, store } = schema));
 
-  beforeAll(async () => {
-    db = await createTestSchema('runner_hot_down');
-    await PostgresEventStore.migrate(db.pool, db.schema);
-    await ReadModelStore.migrate(db.pool, db.schema);
-    store = new PostgresEventStore({ pool: db.pool, schema: db.schema });
-  });
-  afterAll(async () => {
-    await store.close();
-    await db.drop();
-  });
-
-  /** A runner into the live read models with an in-process hot store. */
-  const memoryRunner = (lockName: string) =>
+  /** A runner into the live read models with an in-process hot store (or what `options` gives). */
+  const memoryRunner = (lockName: string, options: Partial<ProjectionRunnerOptions> = {}) =>
     new ProjectionRunner({
       store,
       pool: db.pool,
@@ -35,6 +53,7 @@ describe('projection runner: failures and stopping', () => {
       batchSize: 100,
       lockName: `${db.schema}.${lockName}`,
       partitions: { monthsBack: 1, monthsAhead: 1, retentionMonths: null },
+      ...options,
     });
   /** Waits (up to 5 s) for the runner to have committed up to this position. */
   const until = async (runner: ProjectionRunner, prepare: bigint) => {
@@ -61,13 +80,7 @@ describe('projection runner: failures and stopping', () => {
         { id: randomUUID(), type: 'WeatherChanged', data: { weather: 'rain', regionId: null, from: null, at: new Date().toISOString() }, metadata: {} },
       ]);
       await new Promise((r) => setTimeout(r, 1500));
-      const { rows } = await db.pool.query<{ n: string }>(
-        `SELECT count(*) AS n FROM pg_stat_activity
-          WHERE datname = current_database() AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()
-            AND application_name = $1 AND now() - xact_start > interval '200 milliseconds'`,
-        [`lorestore-test-runner_hot_down`],
-      );
-      expect(Number(rows[0]!.n)).toBe(0);
+      expect(await longWriteTransactions(db, 'runner_hot_down')).toBe(0);
       expect(await new ReadModelStore(db.pool).checkpoints()).toEqual([]);
     } finally {
       await runner.stop();
@@ -101,14 +114,9 @@ describe('projection runner: failures and stopping', () => {
     const hot = new SlowFirstWrite({ ttlSeconds: 60, maxEntries: 1000 });
     const readModels = new Commits(db.pool);
     const warnings: string[] = [];
-    const runner = new ProjectionRunner({
-      store,
-      pool: db.pool,
+    const runner = memoryRunner('slow-hot', {
       readModels,
       hot,
-      batchSize: 100,
-      lockName: `${db.schema}.slow-hot`,
-      partitions: { monthsBack: 1, monthsAhead: 1, retentionMonths: null },
       logger: { info: () => undefined, warn: (m) => warnings.push(m), error: (m) => warnings.push(m) },
     });
     const world = `w${randomBytes(3).toString('hex')}`;
@@ -120,13 +128,7 @@ describe('projection runner: failures and stopping', () => {
       expect(hot.pending).toBe(true);
       // The batch's statements ran beside the write (a commit that waited for it), then rolled back after a short wait.
       expect(readModels.waited[0]).toBe(true);
-      const { rows } = await db.pool.query<{ n: string }>(
-        `SELECT count(*) AS n FROM pg_stat_activity
-          WHERE datname = current_database() AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()
-            AND application_name = $1 AND now() - xact_start > interval '200 milliseconds'`,
-        [`lorestore-test-runner_hot_down`],
-      );
-      expect(Number(rows[0]!.n)).toBe(0);
+      expect(await longWriteTransactions(db, 'runner_hot_down')).toBe(0);
       expect(runner.position?.prepare ?? -1n).toBeLessThan(first.position.prepare);
       await until(runner, first.position.prepare);
       expect(hot.pending).toBe(false);
@@ -253,19 +255,10 @@ describe('projection runner: failures and stopping', () => {
  * COPY fail, and the batch is committed again with the inserts that skip it.
  */
 describe('projection runner: catch-up batches', () => {
+  const schema = eventStoreSchema('runner_catch_up');
   let db: TestSchema;
   let store: PostgresEventStore;
-
-  beforeAll(async () => {
-    db = await createTestSchema('runner_catch_up');
-    await PostgresEventStore.migrate(db.pool, db.schema);
-    await ReadModelStore.migrate(db.pool, db.schema);
-    store = new PostgresEventStore({ pool: db.pool, schema: db.schema });
-  });
-  afterAll(async () => {
-    await store.close();
-    await db.drop();
-  });
+  beforeAll(() => ({ db, store } = schema));
 
   /** 1,200 player actions (three players, 400 each) in a new world; the last position. */
   const appendActions = async (world: string, players: string[]): Promise<bigint> => {
