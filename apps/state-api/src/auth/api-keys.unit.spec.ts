@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { ApiKeyError, ApiKeyRing, loadOrCreateAdminKey } from './api-keys';
@@ -36,13 +36,18 @@ describe('ApiKeyRing', () => {
 describe('loadOrCreateAdminKey', () => {
   it('creates a random admin key once (mode 0600) and reads the same key afterwards', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'lorestore-keys-'));
-    const first = await loadOrCreateAdminKey(dir);
-    expect(first.created).toBe(true);
-    expect(first.key).toMatch(/^ls_admin_[\w-]{32}$/);
-    expect((await stat(first.file)).mode & 0o777).toBe(0o600);
-    const second = await loadOrCreateAdminKey(dir);
-    expect(second).toEqual({ key: first.key, file: first.file, created: false });
-    expect((await readFile(first.file, 'utf8')).trim()).toBe(first.key);
-    expect(ApiKeyRing.parse(`${first.key}:admin`).authenticate(first.key)?.role).toBe('admin');
+    try {
+      const first = await loadOrCreateAdminKey(dir);
+      expect(first.created).toBe(true);
+      expect(first.key).toMatch(/^ls_admin_[\w-]{32}$/);
+      expect((await stat(first.file)).mode & 0o777).toBe(0o600);
+      const second = await loadOrCreateAdminKey(dir);
+      expect(second).toEqual({ key: first.key, file: first.file, created: false });
+      expect((await readFile(first.file, 'utf8')).trim()).toBe(first.key);
+      expect(ApiKeyRing.parse(`${first.key}:admin`).authenticate(first.key)?.role).toBe('admin');
+    } finally {
+      // A real admin key of nothing, but a key all the same: not left in the temp folder.
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
