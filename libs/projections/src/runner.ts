@@ -1,6 +1,6 @@
 import type { Pool } from 'pg';
 import { parseStreamId } from '@lorestore/domain';
-import { AdvisoryLease, Pauses, SerialGate } from '@lorestore/infra';
+import { AdvisoryLease, Pauses, SerialGate, isUniqueViolation } from '@lorestore/infra';
 import { START, comparePositions, type EventStore, type Position, type RecordedEvent } from '@lorestore/event-store';
 import type { HotStateStore } from './hot-state/hot-state';
 import type { ReadModelStore } from './postgres/read-model-store';
@@ -486,7 +486,7 @@ export class ProjectionRunner {
         await this.options.readModels.commit(changes, this.names, eventCount, generation, { historyByCopy: true, beforeCommit });
         return;
       } catch (error) {
-        if ((error as { code?: string }).code !== '23505') throw error;
+        if (!isUniqueViolation(error)) throw error;
         this.logger.warn(`projector: a history row of this batch is stored already (${(error as Error).message}); committing it again without COPY`);
       }
     }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Pool, PoolClient } from 'pg';
 import { comparePositions, PostgresEventStore, type EventStore, type Position, type RecordedEvent } from '@lorestore/event-store';
-import { withTransaction } from '@lorestore/infra';
+import { isUniqueViolation, withTransaction } from '@lorestore/infra';
 import {
   ALL_PROJECTIONS,
   applyHistoryReset,
@@ -731,7 +731,7 @@ export class RebuildWorker {
           committing = shadowStore
             .commit({ docs: changed, history: rows, historyResets: [...resets.values()], erasures, checkpoint }, names, pending, generation, { historyByCopy: true })
             .then(onFlush, (error: unknown) => {
-              if ((error as { code?: string }).code !== '23505') throw error;
+              if (!isUniqueViolation(error)) throw error;
               this.logger.warn(`rebuild: another process wrote ${names.join(', ')}${REBUILD_SUFFIX} too (${(error as Error).message}); leaving the bulk phase`);
               contended = true;
             });

@@ -2,6 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { Pool, PoolClient } from 'pg';
 import { EVENT_SCHEMA_VERSIONS, inRanges, parseStreamId, type RevisionRanges, type StreamRolledBack } from '@lorestore/domain';
 import { deriveEventId, PartialAppendError, WrongExpectedVersionError, type PostgresEventStore, type StreamAppend } from '@lorestore/event-store';
+import { isUniqueViolation } from '@lorestore/infra';
 import type { StateAt } from './state-at';
 
 /** What an admin asks to undo. */
@@ -375,9 +376,7 @@ export class Rollbacks {
 
   /** After a failed apply: did a copy of this request commit first? */
   private async raced(error: unknown, operationId: string, requestHash: string): Promise<OperationOutcome | null> {
-    const code = (error as { code?: string }).code;
-    const isDuplicateKey = code === '23505' && (error as { constraint?: string }).constraint === 'rollback_operations_pkey';
-    if (!isDuplicateKey && !(error instanceof WrongExpectedVersionError)) return null;
+    if (!isUniqueViolation(error, 'rollback_operations_pkey') && !(error instanceof WrongExpectedVersionError)) return null;
     return this.existing(operationId, requestHash);
   }
 

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import type { Pool, PoolClient } from 'pg';
-import { isConnectionError, loadMigrations, migrate, withTransaction } from '@lorestore/infra';
+import { isConnectionError, isUniqueViolation, loadMigrations, migrate, withTransaction } from '@lorestore/infra';
 import { CommandIdReusedError, EventIdConflictError, EventStoreUnavailableError, WrongExpectedVersionError } from '../errors';
 import {
   END,
@@ -192,7 +192,7 @@ export class PostgresEventStore implements EventStore {
     } catch (error) {
       // Constraint violations that the batch's own checks cannot see coming (a race with
       // another instance, or two requests of one batch sharing an id) land here.
-      if ((error as { code?: string }).code === '23505') {
+      if (isUniqueViolation(error)) {
         const constraint = (error as { constraint?: string }).constraint;
         if (constraint === 'commands_pkey') throw new CommandIdReusedError(options.commandId ?? '');
         if (constraint === 'events_event_id') throw new EventIdConflictError(streamId);
@@ -269,7 +269,7 @@ export class PostgresEventStore implements EventStore {
         this.wakeSubscribers();
         return results;
       } catch (error) {
-        if ((error as { code?: string }).code === '23505' && (error as { constraint?: string }).constraint === 'events_event_id') throw new EventIdConflictError(appends[0]!.streamId);
+        if (isUniqueViolation(error, 'events_event_id')) throw new EventIdConflictError(appends[0]!.streamId);
         if ((error as { code?: string }).code !== '40001' || attempt >= MAX_ORDER_RETRIES) {
           if (isConnectionError(error)) throw new EventStoreUnavailableError(`event store unavailable: ${(error as Error).message}`);
           throw error;

@@ -12,3 +12,9 @@ export const isConnectionError = (error: unknown): boolean => {
   const message = error instanceof Error ? error.message : '';
   return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Connection refused|the database system is (starting up|shutting down|in recovery mode)/.test(message);
 };
+
+/** A unique violation (SQLSTATE 23505), of `constraint` when one is named. */
+export const isUniqueViolation = (error: unknown, constraint?: string): boolean => {
+  const e = error as { code?: unknown; constraint?: unknown } | null;
+  return e?.code === '23505' && (constraint === undefined || e.constraint === constraint);
+};
