@@ -346,7 +346,8 @@ class EsdbAllSubscription implements AllSubscription {
         await new Promise<void>((resolve) => (this.wake = resolve));
         continue;
       }
-      const batch = this.queue.splice(0, this.queue.length > this.batchSize ? this.catchUpBatchSize : this.batchSize);
+      // Up to catchUpBatchSize: with batchSize or fewer waiting, that is all of them (and no more than batchSize).
+      const batch = this.queue.splice(0, this.catchUpBatchSize);
       if (this.paused && this.queue.length < this.batchSize) {
         this.paused = false;
         this.current?.resume();

@@ -110,7 +110,7 @@ export type EventRow = {
 export const eventColumns = (t: string, withMetadata = true) =>
   `${t}.position, ${t}.transaction_id::text AS transaction_id, ${t}.stream_id, ${t}.revision, ${t}.event_id, ${t}.type, ${t}.schema_version, ${t}.data, ${withMetadata ? `${t}.metadata` : 'NULL::jsonb AS metadata'}, ${t}.created_at`;
 
-/** The metadata of an event read without it (`readFeedRange`'s `withMetadata: false`): empty, and shared, so frozen. */
+/** The metadata of an event read without it (`withMetadata: false` of `readFeed`, `readFeedRange`): empty, and shared, so frozen. */
 const UNREAD_METADATA: Record<string, unknown> = Object.freeze({});
 const EVENT_COLUMNS = eventColumns('events');
 const EVENT_COLUMNS_WITHOUT_METADATA = eventColumns('events', false);
