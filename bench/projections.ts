@@ -80,6 +80,7 @@ export const runProjectionsBench = async (): Promise<void> => {
   // Each size as it is (no catch-up batches: the approach before them), then the judged size with
   // catch-up batches, as the service runs it, last: the lag and read phases use its read models and hot keys.
   const judgedRun = { batchSize: judgedBatch, catchUpBatchSize: Math.max(judgedBatch, catchUpBatch) };
+  const lagCatchUpBatch = Math.max(lagBatch, catchUpBatch);
   const order = [
     ...batchSizes.map((b) => ({ batchSize: b, catchUpBatchSize: b })).filter((r) => r.batchSize !== judgedRun.batchSize || r.catchUpBatchSize !== judgedRun.catchUpBatchSize),
     judgedRun,
@@ -210,7 +211,7 @@ export const runProjectionsBench = async (): Promise<void> => {
           warmupMs: lagWarmup * 1000,
           durationMs: lagSeconds * 1000,
           batchSize: lagBatch,
-          catchUpBatchSize: Math.max(lagBatch, catchUpBatch),
+          catchUpBatchSize: lagCatchUpBatch,
           shape: shapeOf('bench-live', worlds, entities, players, 2),
           ttlSeconds: TTL_SECONDS,
         });
@@ -311,7 +312,7 @@ export const runProjectionsBench = async (): Promise<void> => {
       judgedBatchSize: judgedBatch,
       judgedCatchUpBatchSize: judgedRun.catchUpBatchSize,
       traffic: { worlds, entities, players, mix: 'see bench/projections/traffic.ts' },
-      lag: { rate: lagRate, seconds: lagSeconds, warmupSeconds: lagWarmup, runnerBatchSize: lagBatch, runnerCatchUpBatchSize: Math.max(lagBatch, catchUpBatch), groupCommit: { maxConcurrentBatches: 2, maxBatchSize: 256 } },
+      lag: { rate: lagRate, seconds: lagSeconds, warmupSeconds: lagWarmup, runnerBatchSize: lagBatch, runnerCatchUpBatchSize: lagCatchUpBatch, groupCommit: { maxConcurrentBatches: 2, maxBatchSize: 256 } },
       reads: { rate: readRate, connections: readConnections, seconds: readSeconds, warmupSeconds: readWarmup, ids: readIds },
     },
     prefill,
