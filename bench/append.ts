@@ -62,6 +62,14 @@ export const runAppendBench = async (): Promise<void> => {
           groupCommit: { maxConcurrentBatches: n, maxBatchSize },
         }),
       ),
+      // The previous approach at the service's default, in the same run: every batch through append_batch.
+      {
+        kind: 'lorestore-full',
+        label: `lorestore b${SERVICE_DEFAULT_BATCHES}, append_batch only (before 004)`,
+        url: db.url,
+        schema: schema('bench_lorestore_full'),
+        groupCommit: { maxConcurrentBatches: SERVICE_DEFAULT_BATCHES, maxBatchSize },
+      },
       // Plain and sealed twice, in the order plain, sealed, new player, sealed, plain: whatever drifts
       // during the run (checkpoints, autovacuum, the page cache) weighs on both sides alike.
       ...(personal
@@ -139,6 +147,7 @@ export const runAppendBench = async (): Promise<void> => {
       personalCells: personal,
     },
     targets: summary.targets,
+    fastPath: summary.fastPath,
     cells: summary.cells,
   };
   const notes = [

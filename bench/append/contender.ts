@@ -16,8 +16,11 @@ export type AppendSpec = {
   event: BenchEvent;
 };
 
-/** `lorestore-personal`: lorestore with a chat-like personal context per event, plain or sealed (the cost of encryption). */
-export type ContenderKind = 'raw-pg' | 'emmett' | 'lorestore' | 'lorestore-personal';
+/**
+ * `lorestore-personal`: lorestore with a chat-like personal context per event, plain or sealed (the cost of encryption).
+ * `lorestore-full`: lorestore with every batch through the full append_batch, as before the fast path (migration 004).
+ */
+export type ContenderKind = 'raw-pg' | 'emmett' | 'lorestore' | 'lorestore-personal' | 'lorestore-full';
 
 /**
  * The personal-data cells: `plain` writes the chat context as it is; `sealed`

@@ -27,6 +27,7 @@ export const openLorestore = async (config: ContenderConfig, writers: number): P
     pool,
     schema: config.schema,
     ...(config.groupCommit ? { groupCommit: config.groupCommit } : {}),
+    fastAppend: config.kind !== 'lorestore-full',
     onBatch: (size, ms) => {
       batches++;
       appends += size;

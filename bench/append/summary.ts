@@ -37,6 +37,9 @@ export const summarize = (cells: Cell[], title: string) => {
     };
   };
   const judgedVerdict = verdict(judged);
+  // The fast path (migration 004) against every batch through append_batch, same setting, same run.
+  const previous = cells.find((c) => c.writers === top && c.kind === 'lorestore-full');
+  const vsPrevious = judged && previous ? ratio(judged.opsPerSecond, previous.opsPerSecond) : null;
 
   // Encryption: sealed against plain, same event, same setting, each level; judged with known players.
   /** The mean of the cells of one mode at one level (plain and sealed run twice each). */
@@ -86,6 +89,9 @@ export const summarize = (cells: Cell[], title: string) => {
         `${judgedVerdict.vsRawPg.actual}x raw pg (>= ${TARGETS.vsRawPg}: ${met(judgedVerdict.vsRawPg.met)}), ` +
         `${judgedVerdict.vsEmmett.actual}x emmett (>= ${TARGETS.vsEmmett}: ${met(judgedVerdict.vsEmmett.met)})`
       : '',
+    previous && vsPrevious !== null
+      ? `fast path (migration 004) at ${top} writers: ${judged?.opsPerSecond} vs ${previous.opsPerSecond} events/s with every batch through append_batch = ${vsPrevious}x`
+      : '',
     best ? `best group-commit setting at ${top} writers: ${best.contender} (${best.opsPerSecond} events/s)` : '',
     ...encryption.map(
       (e) =>
@@ -96,6 +102,7 @@ export const summarize = (cells: Cell[], title: string) => {
 
   return {
     targets: { serviceDefault: judgedVerdict, bestGroupCommit: verdict(best), encryption },
+    fastPath: previous ? { fast: judged?.opsPerSecond ?? null, appendBatchOnly: previous.opsPerSecond, ratio: vsPrevious } : null,
     cells: cells.map((c) => ({ ...c, ...comparisons(c) })),
     table,
     notes,

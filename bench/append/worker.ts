@@ -15,6 +15,7 @@ const open = (config: ContenderConfig, writers: number): Promise<Contender> => {
       return openEmmett(config, writers);
     case 'lorestore':
     case 'lorestore-personal':
+    case 'lorestore-full':
       return openLorestore(config, writers);
   }
 };

@@ -49,6 +49,35 @@ export type PostgresEventStoreOptions = {
   /** Fallback poll interval of subscriptions when no NOTIFY arrives. */
   pollIntervalMs?: number;
   onBatch?: (size: number, ms: number) => void;
+  /**
+   * Try each batch first as the common case (migration 004: every request a
+   * plain append, three statements), falling back to the full append_batch
+   * when it is not. Default true; false runs every batch through append_batch.
+   */
+  fastAppend?: boolean;
+};
+
+/**
+ * What append_batch_fast (migration 004) raises when a batch is not all plain
+ * appends, and the errors it may meet on the way to finding out (a command or
+ * event id stored before, a deadlock with another batch): the batch, rolled
+ * back whole, runs again through append_batch.
+ */
+const FAST_APPEND_FALLBACK_CODES = new Set(['LSA01', '23505', '40P01']);
+
+/** Whether a batch can be the common case at all: each stream and each command once. */
+const fastAppendCandidate = (batch: readonly BatchRequest[]): boolean => {
+  const streams = new Set<string>();
+  const commands = new Set<string>();
+  for (const request of batch) {
+    if (streams.has(request.stream)) return false;
+    streams.add(request.stream);
+    if (request.commandId !== null) {
+      if (commands.has(request.commandId)) return false;
+      commands.add(request.commandId);
+    }
+  }
+  return true;
 };
 
 type BatchRequest = {
@@ -140,7 +169,6 @@ const toAppendResult = (stored: StoredResult, duplicate: boolean): AppendResult 
   duplicate,
 });
 
-/** Errors that mean "the database is not there right now", as opposed to a bug. */
 /**
  * The system of record in PostgreSQL: `events` is the log, `streams` holds each
  * stream's head (and its row lock serialises writers of one stream), `commands`
@@ -281,7 +309,8 @@ export class PostgresEventStore implements EventStore {
   }
 
   private async writeBatch(batch: BatchRequest[]): Promise<BatchOutcome[]> {
-    const rows = await this.runAppendBatch(JSON.stringify(batch));
+    const requests = JSON.stringify(batch);
+    const rows = (this.options.fastAppend !== false && fastAppendCandidate(batch) && (await this.runFastAppend(requests))) || (await this.runAppendBatch(requests));
     if (rows.length !== batch.length) throw new Error(`append_batch answered ${rows.length} results for ${batch.length} requests`);
     const appended = (i: number): AppendResult => {
       const row = rows[i]!;
@@ -314,6 +343,23 @@ export class PostgresEventStore implements EventStore {
     if (outcomes.some((o) => o.status === 'appended')) this.wakeSubscribers();
     return outcomes;
   }
+
+  /**
+   * The batch as the common case (migration 004), or null when it is not and
+   * nothing of it was written: then append_batch decides each request.
+   */
+  private async runFastAppend(requests: string): Promise<BatchRow[] | null> {
+    try {
+      return (await this.options.pool.query<BatchRow>('SELECT * FROM append_batch_fast($1::jsonb)', [requests])).rows;
+    } catch (error) {
+      if (!FAST_APPEND_FALLBACK_CODES.has((error as { code?: string }).code ?? '')) throw error;
+      this.fastAppendFallbacks++;
+      return null;
+    }
+  }
+
+  /** Batches that were not the common case and ran again through append_batch; for tests and metrics. */
+  fastAppendFallbacks = 0;
 
   /**
    * One append_batch call; again, in a new transaction, when it gives way to a
