@@ -84,6 +84,8 @@ export const runHttpBench = async (): Promise<void> => {
   if (projector !== 'inline' && projector !== 'external') throw new Error(`BENCH_HTTP_PROJECTOR must be inline or external, got "${projector}"`);
   const prefill = envNumber('BENCH_PREFILL', 0, 0, 10_000_000);
   const cpuProfDir = process.env.BENCH_CPU_PROF;
+  // The previous approach in the same run: the service again with every append batch through append_batch.
+  const measurePrevious = envNumber('BENCH_HTTP_PREVIOUS', 1, 0, 1) === 1;
   const load: Load = { connections, seconds, warmupSeconds, playerIds: Array.from({ length: players }, () => randomUUID()) };
 
   const db = await acquireDatabase();
@@ -93,6 +95,7 @@ export const runHttpBench = async (): Promise<void> => {
   let machine;
   let ceiling: Outcome;
   let service: Outcome;
+  let previous: Outcome | null = null;
   try {
     machine = await describeMachine(admin, db.source, redactUrl(db.url));
     log(machineLine(machine));
@@ -115,15 +118,13 @@ export const runHttpBench = async (): Promise<void> => {
       log(`ceiling failed: ${ceiling.failed}`);
     }
 
-    if (!existsSync(SERVICE_MAIN)) {
-      service = { skipped: `${path.relative(process.cwd(), SERVICE_MAIN)} does not exist: build the service first (npm run build)` };
-      log(service.skipped);
-    } else {
+    /** The built service on a fresh schema of its own, under the load. */
+    const measureService = async (label: string, extraEnv: Record<string, string>): Promise<Outcome> => {
       const serviceSchema = freshSchema('bench_api');
       schemas.push(serviceSchema);
       if (prefill > 0) {
         // Migrated here so the history can go in first; the service finds the migrations applied.
-        log(`service: writing ${prefill} events of history first`);
+        log(`${label}: writing ${prefill} events of history first`);
         await inSchema(db.url, serviceSchema, async (pool) => {
           await PostgresEventStore.migrate(pool, serviceSchema);
           await prefillLorestore(pool, serviceSchema, prefill);
@@ -135,13 +136,23 @@ export const runHttpBench = async (): Promise<void> => {
         const env = {
           ...serviceEnv({ port, databaseUrl: db.url, schema: serviceSchema, apiKeys: `${API_KEY}:game` }),
           PROJECTOR: projector,
+          ...extraEnv,
         };
         const execArgv = cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : [];
-        service = { result: await measureServer('service (node dist/apps/state-api/src/main.js)', SERVICE_MAIN, env, port, load, { execArgv }) };
+        return { result: await measureServer(label, SERVICE_MAIN, env, port, load, { execArgv }) };
       } catch (error) {
-        service = { failed: error instanceof Error ? error.message : String(error) };
-        log(`service failed: ${service.failed}`);
+        const failed = error instanceof Error ? error.message : String(error);
+        log(`${label} failed: ${failed}`);
+        return { failed };
       }
+    };
+
+    if (!existsSync(SERVICE_MAIN)) {
+      service = { skipped: `${path.relative(process.cwd(), SERVICE_MAIN)} does not exist: build the service first (npm run build)` };
+      log(service.skipped);
+    } else {
+      service = await measureService('service (node dist/apps/state-api/src/main.js)', {});
+      if (measurePrevious) previous = await measureService('service, APPEND_FAST_PATH=false', { APPEND_FAST_PATH: 'false' });
     }
   } finally {
     await dropSchemas(admin, schemas).catch((error: unknown) => log(`could not drop schemas ${schemas.join(', ')}: ${String(error)}`));
@@ -152,7 +163,7 @@ export const runHttpBench = async (): Promise<void> => {
   const title =
     `http: POST /v1/worlds/{w}/commands, ${connections} connections, ${seconds}s, ` +
     `${prefill > 0 ? `tables prefilled with ${prefill} events and analyzed` : 'empty tables'}, projector ${projector}`;
-  const summary = summarize(ceiling, service, title);
+  const summary = summarize(ceiling, service, title, previous);
   const report = {
     bench: 'http',
     startedAt: startedAt.toISOString(),
@@ -169,6 +180,8 @@ export const runHttpBench = async (): Promise<void> => {
     },
     ceiling,
     service,
+    previous,
+    serviceVsPrevious: summary.vsPrevious,
     serviceFractionOfCeiling: summary.fraction,
     targets: summary.targets,
   };
@@ -177,5 +190,5 @@ export const runHttpBench = async (): Promise<void> => {
     ...summary.notes,
   ];
   printReport(report, [summary.table], notes);
-  if ('failed' in service || 'failed' in ceiling) process.exitCode = 1;
+  if ('failed' in service || 'failed' in ceiling || (previous && 'failed' in previous)) process.exitCode = 1;
 };

@@ -99,6 +99,7 @@ describe('commands through HTTP (e2e)', () => {
     expect(metrics.headers['content-type']).toMatch(/text\/plain/);
     expect(metrics.body).toMatch(/lorestore_commands_total\{type="world.advance_time",outcome="ok"\} \d+/);
     expect(metrics.body).toMatch(/lorestore_append_batch_size_count \d+/);
+    expect(metrics.body).toMatch(/lorestore_append_fast_path_fallbacks_total \d+/);
   });
 
   it('documents every command type in the OpenAPI document, with no dangling references', async () => {

@@ -91,6 +91,8 @@ export const configSchema = z.object({
   LOG_REQUESTS: bool.default(false),
   GROUP_COMMIT_MAX_BATCH: int(1, 10_000).default(256),
   GROUP_COMMIT_CONCURRENCY: int(1, 64).default(2),
+  /** Batches of plain appends take the short path (migration 004); false sends every batch through append_batch. */
+  APPEND_FAST_PATH: bool.default(true),
   /** How often a command with no expectedRevision is re-decided after losing a race on its stream. */
   COMMAND_RETRIES: int(0, 50).default(10),
   /** Folded aggregate states kept in memory, so a command reads only the events after them; 0 turns it off. */

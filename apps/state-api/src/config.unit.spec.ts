@@ -8,6 +8,12 @@ describe('loadConfig', () => {
     expect(config.dataDir).toMatch(/\.lorestore$/);
   });
 
+  it('takes the append short path unless told not to, and refuses a flag it cannot read', () => {
+    expect(loadConfig({}).APPEND_FAST_PATH).toBe(true);
+    expect(loadConfig({ APPEND_FAST_PATH: 'false' }).APPEND_FAST_PATH).toBe(false);
+    expect(() => loadConfig({ APPEND_FAST_PATH: 'sometimes' })).toThrow('APPEND_FAST_PATH');
+  });
+
   it('treats empty strings as unset', () => {
     expect(loadConfig({ DATABASE_URL: '', PORT: '' }).PORT).toBe(3000);
   });

@@ -54,6 +54,12 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly appendFastPathFallbacks = new Counter({
+    name: 'lorestore_append_fast_path_fallbacks_total',
+    help: 'Group-commit batches that were not all plain appends: their short-path attempt rolled back and append_batch ran them',
+    registers: [this.registry],
+  });
+
   readonly projectedEvents = new Counter({
     name: 'lorestore_projector_events_total',
     help: 'Events this process has projected (PROJECTOR=inline)',

@@ -53,6 +53,8 @@ export class PersistenceModule implements OnApplicationBootstrap, OnApplicationS
               pool,
               schema: config.DATABASE_SCHEMA,
               groupCommit: { maxBatchSize: config.GROUP_COMMIT_MAX_BATCH, maxConcurrentBatches: config.GROUP_COMMIT_CONCURRENCY },
+              fastAppend: config.APPEND_FAST_PATH,
+              onFastAppendFallback: () => metrics.appendFastPathFallbacks.inc(),
               onBatch: (size: number, ms: number) => {
                 metrics.appendBatchSize.observe(size);
                 metrics.appendBatchDuration.observe(ms / 1000);

@@ -55,6 +55,8 @@ export type PostgresEventStoreOptions = {
    * when it is not. Default true; false runs every batch through append_batch.
    */
   fastAppend?: boolean;
+  /** Called for each batch that took the short path's attempt and then went through append_batch. */
+  onFastAppendFallback?: () => void;
 };
 
 /**
@@ -354,6 +356,7 @@ export class PostgresEventStore implements EventStore {
     } catch (error) {
       if (!FAST_APPEND_FALLBACK_CODES.has((error as { code?: string }).code ?? '')) throw error;
       this.fastAppendFallbacks++;
+      this.options.onFastAppendFallback?.();
       return null;
     }
   }
