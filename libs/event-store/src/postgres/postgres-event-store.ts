@@ -37,6 +37,12 @@ export const notifyChannel = (schema: string): string => {
 /** A batch gives way to newer writers this often before its error reaches the callers. */
 const MAX_ORDER_RETRIES = 20;
 
+/** A transaction PostgreSQL rolled back whole and that may simply run again: it gave way to a newer writer (40001) or lost a deadlock (40P01). */
+const worthRunningAgain = (error: unknown): boolean => {
+  const code = (error as { code?: string }).code;
+  return code === '40001' || code === '40P01';
+};
+
 export const EVENT_STORE_MIGRATIONS_DIR = path.join(__dirname, 'migrations');
 
 export type PostgresEventStoreOptions = {
@@ -60,12 +66,16 @@ export type PostgresEventStoreOptions = {
 };
 
 /**
- * What append_batch_fast (migration 004) raises when a batch is not all plain
- * appends, and the errors it may meet on the way to finding out (a command or
- * event id stored before, a deadlock with another batch): the batch, rolled
- * back whole, runs again through append_batch.
+ * Whether an error of append_batch_fast (migration 004) means "not all plain
+ * appends": its own LSA01, or what it meets on the way to finding out — a
+ * command id or event id stored before, a deadlock PostgreSQL broke. The batch,
+ * rolled back whole, then runs again through append_batch. Any other error
+ * (a stream's revision already in `events`, a lost connection) is the caller's.
  */
-const FAST_APPEND_FALLBACK_CODES = new Set(['LSA01', '23505', '40P01']);
+const fastAppendGaveWay = (error: unknown): boolean => {
+  const code = (error as { code?: string }).code;
+  return code === 'LSA01' || code === '40P01' || isUniqueViolation(error, 'commands_pkey') || isUniqueViolation(error, 'events_event_id');
+};
 
 /** Whether a batch can be the common case at all: each stream and each command once. */
 const fastAppendCandidate = (batch: readonly BatchRequest[]): boolean => {
@@ -300,7 +310,7 @@ export class PostgresEventStore implements EventStore {
         return results;
       } catch (error) {
         if (isUniqueViolation(error, 'events_event_id')) throw new EventIdConflictError(appends[0]!.streamId);
-        if ((error as { code?: string }).code !== '40001' || attempt >= MAX_ORDER_RETRIES) {
+        if (!worthRunningAgain(error) || attempt >= MAX_ORDER_RETRIES) {
           if (isConnectionError(error)) throw new EventStoreUnavailableError(`event store unavailable: ${(error as Error).message}`);
           throw error;
         }
@@ -354,7 +364,7 @@ export class PostgresEventStore implements EventStore {
     try {
       return (await this.options.pool.query<BatchRow>('SELECT * FROM append_batch_fast($1::jsonb)', [requests])).rows;
     } catch (error) {
-      if (!FAST_APPEND_FALLBACK_CODES.has((error as { code?: string }).code ?? '')) throw error;
+      if (!fastAppendGaveWay(error)) throw error;
       this.fastAppendFallbacks++;
       this.options.onFastAppendFallback?.();
       return null;
@@ -367,14 +377,16 @@ export class PostgresEventStore implements EventStore {
   /**
    * One append_batch call; again, in a new transaction, when it gives way to a
    * newer writer of one of its streams (SQLSTATE 40001, see migration 002):
-   * that keeps each stream's revisions in order in the global feed.
+   * that keeps each stream's revisions in order in the global feed. Also when
+   * PostgreSQL broke a deadlock by rolling it back (40P01; writers of the heads
+   * lock them in stream order, so this is not expected).
    */
   private async runAppendBatch(requests: string): Promise<BatchRow[]> {
     for (let attempt = 1; ; attempt++) {
       try {
         return (await this.options.pool.query<BatchRow>('SELECT * FROM append_batch($1::jsonb)', [requests])).rows;
       } catch (error) {
-        if ((error as { code?: string }).code !== '40001' || attempt >= MAX_ORDER_RETRIES) throw error;
+        if (!worthRunningAgain(error) || attempt >= MAX_ORDER_RETRIES) throw error;
         this.orderRetries++;
         // A little jitter, growing, so batches that keep meeting on a hot stream fall out of step.
         await new Promise((r) => setTimeout(r, Math.random() * Math.min(attempt, 10)));
@@ -382,7 +394,7 @@ export class PostgresEventStore implements EventStore {
     }
   }
 
-  /** Batches run again to keep per-stream order (see runAppendBatch); for tests and metrics. */
+  /** Batches run again to keep per-stream order, or after a deadlock (see runAppendBatch); for tests and metrics. */
   orderRetries = 0;
 
   private notifying = false;

@@ -22,15 +22,19 @@
 -- * idempotency: a command id or event id stored before, or twice in the batch,
 --   is a unique violation here, and append_batch then answers duplicate /
 --   command_reused / event_id_conflict / same_as;
--- * new heads are inserted in stream order, then existing ones are locked
---   (append_batch locks them all up front in one order); should two batches
---   still deadlock, PostgreSQL breaks it and the loser falls back too.
+-- * lock order: new heads are inserted in stream order, then existing heads
+--   are locked in stream order too (an index scan over the sorted ids), as
+--   append_batch locks them (insert all, then FOR UPDATE in stream order): a
+--   batch waiting on a head holds no head that sorts after it, so neither path
+--   can deadlock with the other (bitmap scans, which lock in the rows'
+--   physical order, are off for that reason).
 -- As in append_batch, sequential scans are off: plans stay index lookups
 -- whatever the tables' statistics were when the plans were cached.
 CREATE FUNCTION append_batch_fast(requests jsonb)
 RETURNS TABLE (status text, current_revision bigint, same_as int, first_revision bigint, positions bigint[], tx text, prior jsonb)
 LANGUAGE plpgsql
 SET enable_seqscan = off
+SET enable_bitmapscan = off
 AS $$
 DECLARE
   me    xid8 := pg_current_xact_id();
@@ -42,10 +46,10 @@ BEGIN
            jsonb_array_length(x->'events') AS n
       FROM jsonb_array_elements(requests) AS x
   ), created AS (
-    -- Inserted with their final revision. A stream that exists already (or is
-    -- being created by another transaction, which this waits for) is skipped
-    -- here, and not seen by `advanced` either (its row is not in this
-    -- statement's snapshot): the count below then falls short.
+    -- Inserted with their final revision. A stream that exists already is
+    -- skipped here and advanced below. One that another transaction created
+    -- after this statement's snapshot (this waits for it) is skipped here and
+    -- not seen below either: the count then falls short.
     INSERT INTO streams (stream_id, world_id, category, revision, last_tx)
     SELECT r.stream_id, r.world_id, r.category, r.n - 1, me FROM r
      WHERE r.expected IN ('any', 'no_stream')
@@ -54,7 +58,7 @@ BEGIN
     RETURNING streams.stream_id, streams.revision
   ), wanted AS (
     -- One row: what each stream of the batch asks (events, expectation), so the heads below are
-    -- found by key (= ANY of the ids, an index scan) and the UPDATE joins nothing but this row.
+    -- found by key (= ANY of the ids: an index scan, in key order) and the UPDATE joins nothing but this row.
     SELECT jsonb_object_agg(r.stream_id, jsonb_build_array(r.n, r.expected)) AS m, array_agg(r.stream_id) AS ids FROM r
   ), advanced AS (
     UPDATE streams s SET revision = s.revision + (w.m->s.stream_id->>0)::int, last_tx = me, updated_at = now()
