@@ -12,8 +12,5 @@ if (!fs.existsSync(main)) {
   process.stderr.write('lorestore: run `npm run build` first (the CLI runs from dist/)\n');
   process.exit(1);
 }
-require(main)
-  .run(process.argv)
-  .then((code) => {
-    process.exitCode = code;
-  });
+// As `node main.js` runs it: quiet when the output is piped into `head` and closed, the exit code set.
+require(main).runAsProcess(process.argv);

@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
@@ -95,6 +96,19 @@ describe('lorestore admin CLI (e2e)', () => {
       expect(r.code).toBe(0);
       for (const option of options) expect(r.stdout).toContain(option);
       expect(r.stdout).toContain('Examples:');
+    });
+
+    it('ends quietly with 0 when its output is piped into something that closed (head), run directly or as the bin shim runs it', async () => {
+      // The bin shim (bin/lorestore.js) requires the compiled main and calls runAsProcess; `node main.js` runs it as the main module.
+      const entries = [[MAIN, '--help'], ['-e', `require(${JSON.stringify(MAIN)}).runAsProcess([process.execPath, 'lorestore', '--help'])`]];
+      for (const args of entries) {
+        const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+        child.stdout.destroy(); // the reader is gone before the CLI writes a byte
+        let stderr = '';
+        child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+        const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+        expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
+      }
     });
 
     it('exits 2 on commander usage errors: unknown command, bad option value, missing required option', async () => {

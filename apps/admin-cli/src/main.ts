@@ -23,10 +23,13 @@ const quietOnClosedPipe = (stream: NodeJS.WriteStream) =>
     process.exit(process.exitCode ?? EXIT_OK);
   });
 
-if (require.main === module) {
+/** The CLI as a process runs it — `node main.js` or the package's bin shim (bin/lorestore): quiet on a closed pipe, the exit code set. */
+export const runAsProcess = (argv: string[]): void => {
   quietOnClosedPipe(process.stdout);
   quietOnClosedPipe(process.stderr);
-  void run(process.argv).then((code) => {
+  void run(argv).then((code) => {
     process.exitCode = code;
   });
-}
+};
+
+if (require.main === module) runAsProcess(process.argv);
