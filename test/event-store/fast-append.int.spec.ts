@@ -32,6 +32,20 @@ describe('the fast append path (PostgreSQL)', () => {
     metadata: { worldId: 'w1' },
   });
 
+  /** A client of its own; a wait on a row gives up after 5 s, and a transaction left open by a failed expectation is rolled back. */
+  const withClient = async <T>(fn: (c: PoolClient) => Promise<T>): Promise<T> => {
+    const client = await db.pool.connect();
+    await client.query("SET lock_timeout = '5s'");
+    try {
+      return await fn(client);
+    } finally {
+      await client.query('ROLLBACK').catch(() => undefined);
+      await client.query('RESET lock_timeout').catch(() => undefined);
+      client.release();
+    }
+  };
+  const errorCode = (p: Promise<unknown>) => p.then(() => 'no error', (e: { code?: string }) => e.code);
+
   /** An append's answer, without positions (they differ between runs): what a caller can tell apart. */
   const outcome = async (append: Promise<unknown>) => {
     try {
@@ -170,19 +184,6 @@ describe('the fast append path (PostgreSQL)', () => {
       JSON.stringify([
         { stream, world: 'w1', category: 'order', expected, commandId: randomUUID(), commandHash: 'h', events: [{ id: randomUUID(), type: 'E', v: 1, data: {}, metadata: {} }] },
       ]);
-    /** A client of its own; a wait on a row gives up after 5 s, and a transaction left open by a failed expectation is rolled back. */
-    const withClient = async <T>(fn: (c: PoolClient) => Promise<T>): Promise<T> => {
-      const client = await db.pool.connect();
-      await client.query("SET lock_timeout = '5s'");
-      try {
-        return await fn(client);
-      } finally {
-        await client.query('ROLLBACK').catch(() => undefined);
-        await client.query('RESET lock_timeout').catch(() => undefined);
-        client.release();
-      }
-    };
-    const errorCode = (p: Promise<unknown>) => p.then(() => 'no error', (e: { code?: string }) => e.code);
 
     it('gives way (LSA01) when a newer transaction wrote the stream before it looked', async () => {
       const s = `order-${randomUUID()}`;
@@ -247,31 +248,23 @@ describe('the fast append path (PostgreSQL)', () => {
       JSON.stringify(
         [za, zb].map((stream) => ({ stream, world: 'w1', category: p, expected: 'any', commandId: null, commandHash: null, events: [{ id: randomUUID(), type: 'E', v: 1, data: {}, metadata: {} }] })),
       );
-    const connect = async () => {
-      const c = await db.pool.connect();
-      await c.query("SET lock_timeout = '5s'");
-      return c;
-    };
-    const [holder, full, short] = [await connect(), await connect(), await connect()];
-    try {
-      await holder.query('BEGIN');
-      await holder.query('SELECT 1 FROM streams WHERE stream_id = $1 FOR UPDATE', [za]);
-      // append_batch locks za then zb: it waits on za. The short path starts after it and must wait on za too,
-      // holding nothing; locking zb first would close a cycle once the holder lets za go.
-      const viaFull = full.query('SELECT * FROM append_batch($1::jsonb)', [both()]).then(() => 'no error', (e: { code?: string }) => e.code);
-      await new Promise((r) => setTimeout(r, 100));
-      const viaShort = short.query('SELECT * FROM append_batch_fast($1::jsonb)', [both()]).then(() => 'no error', (e: { code?: string }) => e.code);
-      await new Promise((r) => setTimeout(r, 100));
-      await holder.query('COMMIT');
-      expect(await viaFull).toBe('no error');
-      expect(await viaShort).toBe('no error'); // no deadlock (40P01), and append_batch's transaction is older: nothing to give way to
-    } finally {
-      for (const c of [holder, full, short]) {
-        await c.query('ROLLBACK').catch(() => undefined);
-        await c.query('RESET lock_timeout').catch(() => undefined);
-        c.release();
-      }
-    }
+    await withClient((holder) =>
+      withClient((full) =>
+        withClient(async (short) => {
+          await holder.query('BEGIN');
+          await holder.query('SELECT 1 FROM streams WHERE stream_id = $1 FOR UPDATE', [za]);
+          // append_batch locks za then zb: it waits on za. The short path starts after it and must wait on za too,
+          // holding nothing; locking zb first would close a cycle once the holder lets za go.
+          const viaFull = errorCode(full.query('SELECT * FROM append_batch($1::jsonb)', [both()]));
+          await new Promise((r) => setTimeout(r, 100));
+          const viaShort = errorCode(short.query('SELECT * FROM append_batch_fast($1::jsonb)', [both()]));
+          await new Promise((r) => setTimeout(r, 100));
+          await holder.query('COMMIT');
+          expect(await viaFull).toBe('no error');
+          expect(await viaShort).toBe('no error'); // no deadlock (40P01), and append_batch's transaction is older: nothing to give way to
+        }),
+      ),
+    );
     expect((await fast.readStream(za)).map((e) => e.revision)).toEqual([0n, 1n, 2n]);
   });
 });
