@@ -21,6 +21,18 @@ describe('ApiKeyRing', () => {
     expect(ring.authenticate('')).toBeNull();
   });
 
+  it('remembers a key it accepted, and never one it refused (the memo holds at most the ring’s keys)', () => {
+    const fresh = ApiKeyRing.parse('game-key-1234:game, admin-key-5678:admin');
+    const memo = (fresh as unknown as { accepted: Map<string, unknown> }).accepted;
+    for (let i = 0; i < 1000; i++) expect(fresh.authenticate(`game-key-1234${i}`)).toBeNull();
+    expect(memo.size).toBe(0);
+    const first = fresh.authenticate('game-key-1234');
+    expect(fresh.authenticate('game-key-1234')).toBe(first);
+    expect(fresh.authenticate('admin-key-5678')?.role).toBe('admin');
+    expect(fresh.authenticate('admin-key-567')).toBeNull();
+    expect([...memo.keys()].sort()).toEqual(['admin-key-5678', 'game-key-1234']);
+  });
+
   it.each([
     ['', 'holds no key'],
     ['justakey', 'key:game or key:admin'],

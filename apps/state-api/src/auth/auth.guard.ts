@@ -15,6 +15,12 @@ export const RequireRole = (role: Role) => SetMetadata(ROLE, role);
 
 export type AuthenticatedRequest = FastifyRequest & { principal?: Principal };
 
+/** The key of an `Authorization: Bearer <key>` header; null for any other header or none. */
+export const bearerToken = (header: unknown): string | null => {
+  const match = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
+  return match ? match[1]! : null;
+};
+
 @Injectable()
 export class ApiKeyGuard implements CanActivate {
   constructor(
@@ -26,12 +32,11 @@ export class ApiKeyGuard implements CanActivate {
     const targets = [context.getHandler(), context.getClass()];
     if (this.reflector.getAllAndOverride<boolean>(PUBLIC, targets)) return true;
     const request = context.switchToHttp().getRequest<AuthenticatedRequest>();
-    const header = request.headers.authorization;
-    const match = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
-    if (!match) {
+    const token = bearerToken(request.headers.authorization);
+    if (token === null) {
       throw new Problem(401, 'unauthorized', 'Unauthorized', 'send Authorization: Bearer <api key>', {}, { 'www-authenticate': 'Bearer' });
     }
-    const principal = this.keys.authenticate(match[1]!);
+    const principal = this.keys.authenticate(token);
     if (!principal) throw new Problem(401, 'unauthorized', 'Unauthorized', 'unknown API key', {}, { 'www-authenticate': 'Bearer' });
     const needed = this.reflector.getAllAndOverride<Role>(ROLE, targets) ?? 'game';
     if (needed === 'admin' && principal.role !== 'admin') {
