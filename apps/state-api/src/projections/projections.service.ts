@@ -57,8 +57,8 @@ export class ProjectionsService implements OnApplicationBootstrap, BeforeApplica
   /** The NPC memory index's projection, run beside the read models'. */
   readonly memoryProjector: MemoryProjector | null;
   private readonly memoryRebuilds: MemoryRebuildWorker | null;
-  private generations: { at: number; byName: Promise<Map<string, number>> } | null = null;
-  private bypassed: { at: number; open: Promise<boolean> } | null = null;
+  private generations: { at: number; byName: Promise<Map<string, number>>; known?: Map<string, number> } | null = null;
+  private bypassed: { at: number; open: Promise<boolean>; known?: boolean } | null = null;
   private cached: { at: number; checkpoints: Promise<Map<string, Position>> } | null = null;
 
   constructor(
@@ -135,15 +135,39 @@ export class ProjectionsService implements OnApplicationBootstrap, BeforeApplica
    */
   async generation(projection: string): Promise<number> {
     if (this.runner?.isLeader) return this.runner.generationOf(projection);
+    return (await this.freshGenerations().byName).get(projection) ?? 1;
+  }
+
+  private freshGenerations(): { at: number; byName: Promise<Map<string, number>>; known?: Map<string, number> } {
     const now = Date.now();
     if (!this.generations || now - this.generations.at > 1000) {
-      const byName = this.readModels.checkpoints().then((list) => new Map(list.map((c) => [c.name, c.generation])));
-      this.generations = { at: now, byName };
-      byName.catch(() => {
-        this.generations = null;
-      });
+      const entry: NonNullable<typeof this.generations> = {
+        at: now,
+        byName: this.readModels.checkpoints().then((list) => new Map(list.map((c) => [c.name, c.generation]))),
+      };
+      this.generations = entry;
+      entry.byName.then(
+        (map) => (entry.known = map),
+        () => {
+          if (this.generations === entry) this.generations = null;
+        },
+      );
     }
-    return (await this.generations.byName).get(projection) ?? 1;
+    return this.generations;
+  }
+
+  /**
+   * What a hot read needs, when it is known without waiting: whether the hot
+   * store is bypassed and the projection's key generation (as hotBypassed()
+   * and generation() answer them). Null while either is being fetched: then
+   * the caller awaits those. Saves a read two turns of the event loop.
+   */
+  hotReadPlan(projection: string): { bypassed: boolean; generation: number } | null {
+    if (this.runner?.isLeader) return { bypassed: this.runner.hotBypassed, generation: this.runner.generationOf(projection) };
+    const bypassed = this.freshBypass().known;
+    const generations = this.freshGenerations().known;
+    if (bypassed === undefined || generations === undefined) return null;
+    return { bypassed, generation: generations.get(projection) ?? 1 };
   }
 
   /**
@@ -155,15 +179,23 @@ export class ProjectionsService implements OnApplicationBootstrap, BeforeApplica
    */
   async hotBypassed(): Promise<boolean> {
     if (this.runner?.isLeader) return this.runner.hotBypassed;
+    return this.freshBypass().open;
+  }
+
+  private freshBypass(): { at: number; open: Promise<boolean>; known?: boolean } {
     const now = Date.now();
     if (!this.bypassed || now - this.bypassed.at > 250) {
-      const open = this.readModels.hotBypass().then(
-        (row) => row !== null,
-        () => true,
-      );
-      this.bypassed = { at: now, open };
+      const entry: NonNullable<typeof this.bypassed> = {
+        at: now,
+        open: this.readModels.hotBypass().then(
+          (row) => row !== null,
+          () => true,
+        ),
+      };
+      this.bypassed = entry;
+      void entry.open.then((open) => (entry.known = open));
     }
-    return this.bypassed.open;
+    return this.bypassed;
   }
 
   /** EventStoreDB mode: whether this process writes the mirror (null in PostgreSQL mode). */

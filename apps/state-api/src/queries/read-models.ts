@@ -48,8 +48,10 @@ export class ReadModels {
   private readonly countRead = (target: string) => this.metrics.readsRouted.inc({ target });
 
   async doc(table: DocTable, worldId: string, id: string, fence?: bigint): Promise<HotDoc | null> {
-    if (!this.hotUsable || (await this.projections.hotBypassed())) return this.fromPostgres(table, worldId, id, fence);
-    const generation = await this.projections.generation(table).catch(() => 1);
+    if (!this.hotUsable) return this.fromPostgres(table, worldId, id, fence);
+    const plan = this.projections.hotReadPlan(table);
+    if (plan ? plan.bypassed : await this.projections.hotBypassed()) return this.fromPostgres(table, worldId, id, fence);
+    const generation = plan ? plan.generation : await this.projections.generation(table).catch(() => 1);
     let hit: HotDoc | null | 'timeout' | 'error';
     let timer: NodeJS.Timeout | undefined;
     try {
