@@ -1,4 +1,4 @@
-import { Module, RequestMethod, type DynamicModule } from '@nestjs/common';
+import { Module, type DynamicModule } from '@nestjs/common';
 import { APP_FILTER, APP_GUARD } from '@nestjs/core';
 import { CqrsModule } from '@nestjs/cqrs';
 import { TerminusModule } from '@nestjs/terminus';
@@ -60,8 +60,9 @@ export class AppModule {
             autoLogging: runtime.config.LOG_REQUESTS,
             redact: ['req.headers.authorization'],
           },
-          // Without request logs, skip the per-request logger middleware too (it costs ~5% of a command).
-          ...(runtime.config.LOG_REQUESTS ? {} : { exclude: [{ path: '{*all}', method: RequestMethod.ALL }] }),
+          // Without request logs, no logger middleware on any route: an excluded route still ran the
+          // middleware engine's matching on every request (3–4 % of a GET's CPU in a profile).
+          ...(runtime.config.LOG_REQUESTS ? {} : { forRoutes: [] }),
         }),
         {
           module: class ConfigModule {},
