@@ -1,6 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import Redis from 'ioredis';
 import { Client } from 'pg';
+import { QueryBus } from '@nestjs/cqrs';
 import { eventually } from '@lorestore/event-store/testing';
 import { ADMIN_KEY, TEST_EVENT_STORE, startTestApp, type TestApp } from '../support/app';
 import { describeWithRedis } from '../support/services';
@@ -48,6 +49,53 @@ describeWithRedis('read models through HTTP (e2e, Redis hot state)', (redisUrl) 
     expect(again.body).toEqual(first.body);
     // The fill is not awaited by the read (it must not slow it down).
     expect(await eventually(() => redis.hget(key, 'revision'), (v) => v !== null)).toBe('1');
+  });
+
+  it('answers a plain GET entity on the short path with what the full route answers (200, 404, 410), and leaves the rest to Nest', async () => {
+    // The short path calls the query handler directly: the bus counts the requests Nest answered.
+    const bus = t.app.get(QueryBus);
+    const viaNest = jest.spyOn(bus, 'execute');
+    try {
+      const url = (id: string) => `/v1/worlds/${world}/entities/${id}`;
+      const same = async (plainUrl: string, status: number) => {
+        const before = viaNest.mock.calls.length;
+        const plain = await get(plainUrl);
+        expect(viaNest.mock.calls.length).toBe(before);
+        // minPosition=0 waits for nothing: the same read, through Nest's pipeline.
+        const full = await get(`${plainUrl}?minPosition=0`);
+        expect(viaNest.mock.calls.length).toBe(before + 1);
+        expect(plain.status).toBe(status);
+        expect(full.status).toBe(status);
+        expect(plain.body).toEqual(full.body);
+        expect(plain.headers['content-type']).toBe(full.headers['content-type']);
+        return plain;
+      };
+      const entityId = randomUUID();
+      await send('entity.spawn', { entityId, kind: 'npc', attributes: { name: 'Ilse' } });
+      const { position } = await send('entity.move', { entityId, locationId: randomUUID() });
+      await get(url(entityId), position);
+      const found = await same(url(entityId), 200);
+      expect(found.body).toMatchObject({ id: entityId, kind: 'npc', attributes: { name: 'Ilse' }, revision: 1 });
+      expect((await same(url(entityId.toUpperCase()), 200)).body).toEqual(found.body);
+      expect((await same(url(randomUUID()), 404)).body).toMatchObject({ status: 404, title: 'Entity not found' });
+      const { position: gone } = await send('entity.despawn', { entityId, reason: 'slain' });
+      await get(url(entityId), gone);
+      expect((await same(url(entityId), 410)).body).toMatchObject({ status: 410, reason: 'slain', revision: 2 });
+
+      // Refused before any handler, as before: a bad id (400 naming it), a missing or unknown key (401).
+      const calls = viaNest.mock.calls.length;
+      const bad = await get(url('not-a-uuid'));
+      expect(bad.status).toBe(400);
+      expect(bad.body).toMatchObject({ errors: [{ path: 'entityId' }] });
+      expect((await get(`/v1/worlds/${'x'.repeat(65)}/entities/${entityId}`)).body).toMatchObject({ errors: [{ path: 'worldId' }] });
+      expect((await t.request({ method: 'GET', url: url(entityId), key: null })).status).toBe(401);
+      const unknown = await get(url(entityId), undefined, 'no-such-key-0000');
+      expect(unknown.status).toBe(401);
+      expect(unknown.headers['www-authenticate']).toBe('Bearer');
+      expect(viaNest.mock.calls.length).toBe(calls);
+    } finally {
+      viaNest.mockRestore();
+    }
   });
 
   it('answers 504 with Retry-After when the read model does not reach the token in time', async () => {

@@ -6,9 +6,13 @@ import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fa
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { Logger } from 'nestjs-pino';
 import { AppModule, type AppRuntime } from './app.module';
+import type { ApiKeyRing } from './auth/api-keys';
+import { API_KEY_RING } from './auth/auth.guard';
+import { installFastReads } from './http/fast-reads';
 import { Problem } from './http/problem';
 import { sendProblem, toProblem } from './http/problem.filter';
 import { Metrics } from './metrics/metrics';
+import { GetEntityHandler } from './queries/entity.queries';
 
 /**
  * Builds the HTTP application (without listening), the same way for main.ts and the e2e tests.
@@ -58,11 +62,18 @@ export const createApp = async (runtime: AppRuntime, options: { logger?: boolean
 
 
   const metrics = app.get(Metrics);
+  // One labelled child per method, route and status (a bounded set: routes are the registered
+  // ones or 'unmatched'), found by one string key instead of prom-client hashing the labels each time.
+  const durations = new Map<string, { observe: (seconds: number) => void }>();
   fastify.addHook('onResponse', (request, reply, done) => {
-    metrics.httpDuration.observe(
-      { method: request.method, route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) },
-      reply.elapsedTime / 1000,
-    );
+    const route = request.routeOptions.url ?? 'unmatched';
+    const key = `${request.method} ${reply.statusCode} ${route}`;
+    let child = durations.get(key);
+    if (!child) {
+      child = metrics.httpDuration.labels({ method: request.method, route, status: String(reply.statusCode) });
+      durations.set(key, child);
+    }
+    child.observe(reply.elapsedTime / 1000);
     done();
   });
 
@@ -80,6 +91,8 @@ export const createApp = async (runtime: AppRuntime, options: { logger?: boolean
     yamlDocumentUrl: 'docs/yaml',
     swaggerUiEnabled: options.docsUi ?? true,
   });
+  // Before init: that is when Nest registers its routes, and the hook wraps one of them.
+  installFastReads(fastify, () => ({ keys: app.get<ApiKeyRing>(API_KEY_RING), entities: app.get(GetEntityHandler) }));
   await app.init();
   return app;
 };

@@ -3,7 +3,10 @@ import { isoTime } from '../http/validate';
 import type { CommandType } from '@lorestore/domain';
 
 /** API.md: slugs for names, UUIDs (any version, compared lower-case) for ids. */
-export const slug = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must match [A-Za-z0-9_.-]{1,64}');
+export const SLUG = /^[A-Za-z0-9_.-]{1,64}$/;
+/** What `z.guid()` accepts (zod's own pattern): any 8-4-4-4-12 hex, version and variant unchecked. */
+export const GUID = /^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$/;
+export const slug = z.string().regex(SLUG, 'must match [A-Za-z0-9_.-]{1,64}');
 export const id = z.guid('must be a UUID').transform((v) => v.toLowerCase());
 /** `<category>-<world>[-<uuid>]`, as streamIds in libs/domain builds them. */
 export const streamIdSchema = z.string().regex(/^[a-z]+-[A-Za-z0-9_.-]{1,64}(-[0-9a-fA-F-]{36})?$/, 'not a stream name');

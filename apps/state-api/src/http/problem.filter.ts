@@ -121,12 +121,16 @@ export class ProblemFilter implements ExceptionFilter {
   private readonly logger = new Logger('ProblemFilter');
 
   catch(error: unknown, host: ArgumentsHost): void {
-    const reply = host.switchToHttp().getResponse<FastifyReply>();
-    const problem = toProblem(error);
-    if (!problem) this.logger.error(error instanceof Error ? (error.stack ?? error.message) : String(error));
-    sendProblem(reply, problem ?? new Problem(500, 'internal', 'Internal error', 'an unexpected error occurred; it has been logged'));
+    replyWithProblem(host.switchToHttp().getResponse<FastifyReply>(), error, this.logger);
   }
 }
+
+/** What the filter answers for an error: its problem, or a 500 with the error logged. */
+export const replyWithProblem = (reply: FastifyReply, error: unknown, logger: Pick<Logger, 'error'>): void => {
+  const problem = toProblem(error);
+  if (!problem) logger.error(error instanceof Error ? (error.stack ?? error.message) : String(error));
+  sendProblem(reply, problem ?? new Problem(500, 'internal', 'Internal error', 'an unexpected error occurred; it has been logged'));
+};
 
 export const sendProblem = (reply: FastifyReply, problem: Problem): void => {
   void reply
