@@ -9,7 +9,7 @@ import type { EntityState } from '@lorestore/domain';
 import { runCatchUp, type CatchUpRecording, type RedisTarget } from './projections/catch-up';
 import { runLag, type LagResult } from './projections/lag';
 import { prefillEventStore, type PrefillResult } from './projections/prefill';
-import { measureRedisReads, measureService, redisBenchmark, type EntityRef, type ReadLoad, type ReadResult } from './projections/reads';
+import { measureFloor, measureRedisReads, measureService, redisBenchmark, type EntityRef, type ReadLoad, type ReadResult } from './projections/reads';
 import { countKeys, deleteKeys, redisReachable } from './projections/redis';
 import { postgresPlain, postgresSink, redisPlain, redisSink } from './projections/sinks';
 import { batchLabel, summarize, TARGETS, type BatchCell, type Outcome, type Reads } from './projections/summary';
@@ -20,6 +20,7 @@ import { describeMachine, durabilityWarnings, machineLine } from './support/mach
 import { printReport } from './support/report';
 
 const SERVICE_MAIN = path.resolve(__dirname, '..', 'apps', 'state-api', 'src', 'main.js');
+const FLOOR_SERVER = path.resolve(__dirname, 'projections', 'floor-server.js');
 /** The service's PROJECTION_BATCH_SIZE and PROJECTION_CATCH_UP_BATCH_SIZE defaults: the run the targets are judged on. */
 const SERVICE_BATCH_SIZE = 1000;
 const SERVICE_CATCH_UP_BATCH_SIZE = 5000;
@@ -74,6 +75,7 @@ export const runProjectionsBench = async (): Promise<void> => {
   const readSeconds = envNumber('BENCH_PROJ_READ_SECONDS', 10, 1, 600);
   const readWarmup = envNumber('BENCH_PROJ_READ_WARMUP_SECONDS', 2, 0, 60);
   const readIds = envNumber('BENCH_PROJ_READ_IDS', 10_000, 1, 1_000_000);
+  const readFloor = envNumber('BENCH_PROJ_READ_FLOOR', 1, 0, 1) === 1;
   const redisUrl = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
   const catchUpBatch = envNumber('BENCH_PROJ_CATCH_UP_BATCH_SIZE', SERVICE_CATCH_UP_BATCH_SIZE, 1, 100_000);
   const judgedBatch = batchSizes.includes(SERVICE_BATCH_SIZE) ? SERVICE_BATCH_SIZE : batchSizes.at(-1)!;
@@ -110,6 +112,7 @@ export const runProjectionsBench = async (): Promise<void> => {
     redis: { skipped: 'not reached' },
     serviceAligned: { skipped: 'not reached' },
     redisAligned: { skipped: 'not reached' },
+    floor: { skipped: 'not reached' },
     redisBenchmark: [],
   };
   let loadAverageAtEnd: number[];
@@ -228,7 +231,7 @@ export const runProjectionsBench = async (): Promise<void> => {
     stopIfInterrupted();
     const load: ReadLoad = { rate: readRate, connections: readConnections, seconds: readSeconds, warmupSeconds: readWarmup };
     const skipReads = (skipped: string) => {
-      reads.service = reads.redis = reads.serviceAligned = reads.redisAligned = { skipped };
+      reads.service = reads.redis = reads.serviceAligned = reads.redisAligned = reads.floor = { skipped };
     };
     if (readRate === 0) {
       skipReads('BENCH_PROJ_READ_RATE=0');
@@ -259,6 +262,16 @@ export const runProjectionsBench = async (): Promise<void> => {
         } catch (error) {
           reads.service = reads.serviceAligned = { failed: failure(error) };
           log(`service reads failed: ${failure(error)}`);
+        }
+      }
+      if (!readFloor) reads.floor = { skipped: 'BENCH_PROJ_READ_FLOOR=0' };
+      else if (!existsSync(FLOOR_SERVER)) reads.floor = { skipped: `${path.relative(process.cwd(), FLOOR_SERVER)} does not exist: build first (npm run build)` };
+      else {
+        try {
+          reads.floor = { result: await measureFloor({ script: FLOOR_SERVER, redisUrl, prefix: final.redis.prefix, refs, load, pacing: 'staggered' }) };
+        } catch (error) {
+          reads.floor = { failed: failure(error) };
+          log(`floor reads failed: ${failure(error)}`);
         }
       }
       for (const pacing of ['staggered', 'aligned'] as const) {
@@ -313,7 +326,7 @@ export const runProjectionsBench = async (): Promise<void> => {
       judgedCatchUpBatchSize: judgedRun.catchUpBatchSize,
       traffic: { worlds, entities, players, mix: 'see bench/projections/traffic.ts' },
       lag: { rate: lagRate, seconds: lagSeconds, warmupSeconds: lagWarmup, runnerBatchSize: lagBatch, runnerCatchUpBatchSize: lagCatchUpBatch, groupCommit: { maxConcurrentBatches: 2, maxBatchSize: 256 } },
-      reads: { rate: readRate, connections: readConnections, seconds: readSeconds, warmupSeconds: readWarmup, ids: readIds },
+      reads: { rate: readRate, connections: readConnections, seconds: readSeconds, warmupSeconds: readWarmup, ids: readIds, floor: readFloor },
     },
     prefill,
     catchUp: cells,
@@ -329,5 +342,5 @@ export const runProjectionsBench = async (): Promise<void> => {
     `cleanup: schemas left ${cleanup.schemasLeft.length}, Redis keys left ${cleanup.redisKeysLeft ?? 'n/a'}`,
   ];
   printReport(report, summary.tables, notes);
-  if ('failed' in lag || 'failed' in reads.service || 'failed' in reads.redis || 'failed' in reads.serviceAligned || 'failed' in reads.redisAligned) process.exitCode = 1;
+  if ('failed' in lag || 'failed' in reads.service || 'failed' in reads.redis || 'failed' in reads.serviceAligned || 'failed' in reads.redisAligned || 'failed' in reads.floor) process.exitCode = 1;
 };

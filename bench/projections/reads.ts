@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import autocannon from 'autocannon';
 import Redis from 'ioredis';
 import { freePort } from '@lorestore/infra';
@@ -6,7 +7,7 @@ import { hotKey } from '@lorestore/projections';
 import { startNodeChild, waitForHttpOk } from '../support/child-process';
 import { log } from '../support/env';
 import { LatencyRecorder, type LatencySummary } from '../support/latency';
-import { serviceEnv } from '../support/service-env';
+import { baseEnv, serviceEnv } from '../support/service-env';
 
 export type EntityRef = { worldId: string; entityId: string };
 
@@ -95,7 +96,7 @@ const cannon = (base: string, paths: string[], cursor: { next: number }, connect
   });
 
 /** GET /v1/worlds/{w}/entities/{id} at `load.rate`, ids round-robin, paced as `pacing` says. */
-const driveGets = async (base: string, refs: EntityRef[], load: ReadLoad, seconds: number, pacing: Pacing): Promise<ReadResult> => {
+const driveGets = async (base: string, refs: EntityRef[], load: ReadLoad, seconds: number, pacing: Pacing, server = 'state-api'): Promise<ReadResult> => {
   const cursor = { next: 0 };
   const paths = refs.map((r) => `/v1/worlds/${r.worldId}/entities/${r.entityId}`);
   const samples: string[] = [];
@@ -115,7 +116,7 @@ const driveGets = async (base: string, refs: EntityRef[], load: ReadLoad, second
         );
   const sum = (f: (r: CannonRun) => number) => runs.reduce((a, r) => a + f(r), 0);
   return {
-    label: `state-api GET /v1/worlds/{w}/entities/{id}, ${pacing}`,
+    label: `${server} GET /v1/worlds/{w}/entities/{id}, ${pacing}`,
     requests: sum((r) => r.requests),
     // Each run's own rate, added up: the staggered runs' windows are shifted by up to a second.
     requestsPerSecond: Math.round(sum((r) => r.requests / r.duration)),
@@ -129,8 +130,63 @@ const driveGets = async (base: string, refs: EntityRef[], load: ReadLoad, second
   };
 };
 
+/**
+ * CPU time (user + system, ms) a process has used so far, from /proc
+ * (Linux, 100 ticks a second); null elsewhere.
+ */
+const cpuMsOf = (pid: number | undefined): number | null => {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return null;
+  }
+};
+
+/** A server in a child process, warmed up, then one measurement per pacing; its CPU per request is added to each. */
+const measureServer = async (options: {
+  script: string;
+  env: (port: number) => NodeJS.ProcessEnv;
+  server: string;
+  refs: EntityRef[];
+  load: ReadLoad;
+  pacings: Pacing[];
+  execArgv: string[];
+  counters?: (base: string) => Promise<Record<string, number>>;
+}): Promise<ReadResult[]> => {
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const server = startNodeChild(options.script, options.env(port), options.execArgv);
+  try {
+    await waitForHttpOk(`${base}/health/ready`, server, 120_000);
+    if (options.load.warmupSeconds > 0) {
+      log(`  ${options.server}: warm-up ${options.load.warmupSeconds}s`);
+      await driveGets(base, options.refs, options.load, options.load.warmupSeconds, options.pacings[0] ?? 'staggered', options.server);
+    }
+    const results: ReadResult[] = [];
+    for (const pacing of options.pacings) {
+      const before = await options.counters?.(base);
+      const cpuBefore = cpuMsOf(server.child.pid);
+      log(`  ${options.server}: ${options.load.rate} req/s offered over ${options.load.connections} connections for ${options.load.seconds}s, ${pacing}`);
+      const result = await driveGets(base, options.refs, options.load, options.load.seconds, pacing, options.server);
+      const cpuAfter = cpuMsOf(server.child.pid);
+      const cpuUsPerRequest = cpuBefore === null || cpuAfter === null || result.requests === 0 ? null : Math.round(((cpuAfter - cpuBefore) * 1000) / result.requests);
+      result.extra = { ...result.extra, cpuUsPerRequest };
+      if (before) {
+        const after = await options.counters!(base);
+        result.extra.hotStateReads = Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - (before[k] ?? 0)]));
+      }
+      log(`  ${result.requestsPerSecond} req/s, p50 ${result.latency.p50Ms} ms, p99 ${result.latency.p99Ms} ms, non-2xx ${result.notOk}, errors ${result.errors}, CPU ${cpuUsPerRequest ?? '?'} µs/request`);
+      results.push(result);
+    }
+    return results;
+  } finally {
+    await server.stop();
+  }
+};
+
 /** The built service in a child process (PROJECTOR=external: it only reads), with the hot keys of `prefix`. */
-export const measureService = async (options: {
+export const measureService = (options: {
   script: string;
   databaseUrl: string;
   schema: string;
@@ -141,39 +197,38 @@ export const measureService = async (options: {
   /** One measurement per pacing, in this order, against the same service. */
   pacings: Pacing[];
   execArgv: string[];
-}): Promise<ReadResult[]> => {
-  const port = await freePort();
-  const base = `http://127.0.0.1:${port}`;
-  const server = startNodeChild(
-    options.script,
-    {
+}): Promise<ReadResult[]> =>
+  measureServer({
+    script: options.script,
+    env: (port) => ({
       ...serviceEnv({ port, databaseUrl: options.databaseUrl, schema: options.schema, apiKeys: `${API_KEY}:game` }),
       REDIS_URL: options.redisUrl,
       REDIS_KEY_PREFIX: options.prefix,
       PROJECTOR: 'external',
-    },
-    options.execArgv,
-  );
-  try {
-    await waitForHttpOk(`${base}/health/ready`, server, 120_000);
-    if (options.load.warmupSeconds > 0) {
-      log(`  service: warm-up ${options.load.warmupSeconds}s`);
-      await driveGets(base, options.refs, options.load, options.load.warmupSeconds, options.pacings[0] ?? 'staggered');
-    }
-    const results: ReadResult[] = [];
-    for (const pacing of options.pacings) {
-      const before = await hotReads(base);
-      log(`  service: ${options.load.rate} req/s offered over ${options.load.connections} connections for ${options.load.seconds}s, ${pacing}`);
-      const result = await driveGets(base, options.refs, options.load, options.load.seconds, pacing);
-      const after = await hotReads(base);
-      result.extra = { ...result.extra, hotStateReads: Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - (before[k] ?? 0)])) };
-      log(`  ${result.requestsPerSecond} req/s, p50 ${result.latency.p50Ms} ms, p99 ${result.latency.p99Ms} ms, non-2xx ${result.notOk}, errors ${result.errors}`);
-      results.push(result);
-    }
-    return results;
-  } finally {
-    await server.stop();
-  }
+    }),
+    server: 'state-api',
+    refs: options.refs,
+    load: options.load,
+    pacings: options.pacings,
+    execArgv: options.execArgv,
+    counters: hotReads,
+  });
+
+/**
+ * The floor (floor-server.ts): bare Fastify + the same HMGET, the same keys,
+ * the same load: what this read costs any Node HTTP server on this machine.
+ */
+export const measureFloor = async (options: { script: string; redisUrl: string; prefix: string; refs: EntityRef[]; load: ReadLoad; pacing: Pacing }): Promise<ReadResult> => {
+  const [result] = await measureServer({
+    script: options.script,
+    env: (port) => ({ ...baseEnv(), NODE_ENV: 'production', PORT: String(port), REDIS_URL: options.redisUrl, REDIS_KEY_PREFIX: options.prefix }),
+    server: 'floor (Fastify + the same HMGET, no lorestore)',
+    refs: options.refs,
+    load: options.load,
+    pacings: [options.pacing],
+    execArgv: [],
+  });
+  return result!;
 };
 
 /** lorestore_hot_state_reads_total by result (hit, miss, timeout, error), from /metrics. */

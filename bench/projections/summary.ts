@@ -32,13 +32,15 @@ export type Outcome<T> = { result: T } | { skipped: string } | { failed: string 
 
 /**
  * `service` and `redis` with staggered pacing (the judged pair), the
- * `…Aligned` pair with autocannon's own (see Pacing in reads.ts).
+ * `…Aligned` pair with autocannon's own (see Pacing in reads.ts), and the
+ * floor: bare Fastify + the same HMGET, staggered (floor-server.ts).
  */
 export type Reads = {
   service: Outcome<ReadResult>;
   redis: Outcome<ReadResult>;
   serviceAligned: Outcome<ReadResult>;
   redisAligned: Outcome<ReadResult>;
+  floor: Outcome<ReadResult>;
   redisBenchmark: RedisBenchmarkResult[];
 };
 
@@ -93,6 +95,10 @@ export const summarize = (cells: BatchCell[], judgedRun: { batchSize: number; ca
       actual:
         `p99 ${s.latency.p99Ms} ms at ${fmt(s.requestsPerSecond)} req/s, non-2xx ${s.notOk}, errors ${s.errors}` +
         ('result' in reads.redis ? `; Redis alone p99 ${reads.redis.result.latency.p99Ms} ms` : '') +
+        ('result' in reads.floor
+          ? `; floor (Fastify + HMGET alone) p99 ${reads.floor.result.latency.p99Ms} ms at ${fmt(reads.floor.result.requestsPerSecond)} req/s` +
+            `; CPU ${String(s.extra?.cpuUsPerRequest ?? '?')} µs/req vs floor ${String(reads.floor.result.extra?.cpuUsPerRequest ?? '?')}`
+          : '') +
         ('result' in reads.serviceAligned ? `; aligned bursts p99 ${reads.serviceAligned.result.latency.p99Ms} ms` : ''),
       met: s.latency.p99Ms <= TARGETS.readP99Ms && offered && s.notOk === 0 && s.errors === 0,
       judgedOn: 'state-api child process, autocannon, staggered',
@@ -206,6 +212,7 @@ export const summarize = (cells: BatchCell[], judgedRun: { batchSize: number; ca
   const readRows: (string | number)[][] = [];
   for (const [outcome, against] of [
     [reads.service, reads.redis],
+    [reads.floor, reads.redis],
     [reads.redis, reads.redis],
     [reads.serviceAligned, reads.redisAligned],
     [reads.redisAligned, reads.redisAligned],
@@ -222,11 +229,16 @@ export const summarize = (cells: BatchCell[], judgedRun: { batchSize: number; ca
       r.latency.p99Ms,
       r.latency.maxMs,
       r === baseline || !baseline ? '' : `${ratio(r.latency.p99Ms, baseline.latency.p99Ms) ?? '-'}x`,
+      typeof r.extra?.cpuUsPerRequest === 'number' ? r.extra.cpuUsPerRequest : '',
     ]);
   }
-  for (const r of reads.redisBenchmark) readRows.push([r.label, r.requestsPerSecond, 0, r.p50Ms, '', r.p99Ms, r.maxMs, '']);
+  for (const r of reads.redisBenchmark) readRows.push([r.label, r.requestsPerSecond, 0, r.p50Ms, '', r.p99Ms, r.maxMs, '', '']);
   if (readRows.length > 0) {
-    tables.push({ title: 'reads: GET one entity, hot in Redis, vs Redis itself', headers: ['what', 'req/s', 'failed', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'p99 vs redis'], rows: readRows });
+    tables.push({
+      title: 'reads: GET one entity, hot in Redis, vs the floor (bare Fastify + the same HMGET) and Redis itself; server CPU per request from /proc',
+      headers: ['what', 'req/s', 'failed', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'p99 vs redis', 'server cpu µs/req'],
+      rows: readRows,
+    });
   }
   tables.push({ title: 'targets (issue #3)', headers: ['target', 'actual', 'verdict', 'judged on'], rows: verdicts.map((v) => [v.target, v.actual, met(v.met), v.judgedOn]) });
   return { verdicts, tables };
