@@ -149,6 +149,43 @@ describeWithRedis('projection sinks: PostgreSQL read models and Redis hot state'
     expect((await store.checkpoints()).find((c) => c.name === 'player_history')?.position.prepare).toBe(1n);
   });
 
+  it('reads arriving together go out as one pipeline; each gets its own document, and a failing key fails only its own read', async () => {
+    const prefix = `t:${randomBytes(4).toString('hex')}:`;
+    const hot = new RedisHotState({ url: redisUrl, ttlSeconds: 600, keyPrefix: prefix, connectTimeoutMs: 2000, commandTimeoutMs: 2000 });
+    try {
+      const docs: Doc[] = Array.from({ length: 50 }, (_, i) => ({
+        table: 'entities',
+        streamId: `entity-g-${i}`,
+        worldId: 'g',
+        id: `e${i}`,
+        revision: BigInt(i),
+        position: BigInt(1000 + i),
+        state: { i, name: `n${i}` },
+        updatedAt: new Date(Date.UTC(2026, 0, 1, 0, 0, i)).toISOString(),
+      }));
+      await hot.put(docs);
+      // A key of another type at a document's place: HMGET answers WRONGTYPE for it alone.
+      await redis.set(prefix + hotKey('entities', 'g', 'wrong'), 'x');
+      const before = { ...hot.groupReads };
+      const ids = [...docs.map((d) => d.id), 'missing-1', 'wrong', 'missing-2'];
+      const answers = await Promise.allSettled(ids.map((id) => hot.get('entities', 'g', id)));
+      docs.forEach((d, i) => {
+        expect(answers[i]).toEqual({ status: 'fulfilled', value: { revision: d.revision, position: d.position, state: d.state, updatedAt: d.updatedAt } });
+      });
+      expect(answers[50]).toEqual({ status: 'fulfilled', value: null });
+      expect(answers[51]).toMatchObject({ status: 'rejected', reason: { message: expect.stringMatching(/WRONGTYPE/) } });
+      expect(answers[52]).toEqual({ status: 'fulfilled', value: null });
+      // Sent in one turn of the event loop: one pipeline for all 53.
+      expect(hot.groupReads.reads - before.reads).toBe(53);
+      expect(hot.groupReads.batches - before.batches).toBe(1);
+      // One read alone is one pipeline of one, as soon as it is due.
+      expect(await hot.get('entities', 'g', 'e7')).toMatchObject({ revision: 7n });
+      expect(hot.groupReads.batches - before.batches).toBe(2);
+    } finally {
+      await hot.close();
+    }
+  });
+
   it('sets the TTL on every document it writes', async () => {
     const prefix = `t:${randomBytes(4).toString('hex')}:`;
     const hot = new RedisHotState({ url: redisUrl, ttlSeconds: 3600, keyPrefix: prefix, connectTimeoutMs: 2000, commandTimeoutMs: 2000 });

@@ -29,6 +29,13 @@ export type MicroBatchOptions = {
    * 8,100–8,600 whole).
    */
   minSplitSize?: number;
+  /**
+   * When a batch fails as a whole, send each of its requests again alone so
+   * the error lands on the one that caused it (default). False: every
+   * request of the batch gets the batch's error (reads, where a failure is
+   * the connection's, not one request's).
+   */
+  isolateFailures?: boolean;
 };
 
 const DEFAULT_MIN_SPLIT_SIZE = 32;
@@ -105,8 +112,8 @@ export class MicroBatcher<Req, Res> {
       this.onBatch?.(batch.length, performance.now() - started);
       batch.forEach((p, i) => p.resolve(results[i]!));
     } catch (error) {
-      if (batch.length === 1) {
-        batch[0]!.reject(error);
+      if (batch.length === 1 || this.options.isolateFailures === false) {
+        for (const pending of batch) pending.reject(error);
         return;
       }
       // Something in the batch broke it as a whole (a constraint, a deadlock):

@@ -101,6 +101,20 @@ describe('MicroBatcher', () => {
     expect(seen).toEqual([[1, 2, 3], [1], [2], [3]]);
   });
 
+  it('with isolateFailures false, gives a failed batch’s error to each of its requests and sends nothing again', async () => {
+    const seen: number[][] = [];
+    const b = batcher(
+      async (batch) => {
+        seen.push(batch);
+        throw new Error(`down ${batch.join(',')}`);
+      },
+      { isolateFailures: false },
+    );
+    const outcomes = await Promise.allSettled([1, 2, 3].map((n) => b.submit(n)));
+    expect(outcomes.map((o) => (o.status === 'rejected' ? (o.reason as Error).message : 'fulfilled'))).toEqual(['down 1,2,3', 'down 1,2,3', 'down 1,2,3']);
+    expect(seen).toEqual([[1, 2, 3]]);
+  });
+
   it('drains: waits for every accepted request, then refuses new ones', async () => {
     const w = controlledWriter();
     const b = batcher(w.write);
