@@ -34,5 +34,11 @@ describe('rate limits per API key (e2e)', () => {
     expect((await app.request({ method: 'GET', url: '/health/ready', key: null })).status).toBe(200);
     expect((await app.request({ method: 'GET', url: '/metrics', key: null })).status).toBe(200);
     expect((await app.request({ method: 'GET', url: '/v1/worlds/rl/state', key: GAME_KEY })).status).toBe(429);
+    // The short path of GET entity is limited too, and the window is the key's however the header
+    // spells it (it was one window per spelling of the header: "bearer", extra spaces).
+    expect((await app.request({ method: 'GET', url: `/v1/worlds/rl/entities/${entityId}` })).status).toBe(429);
+    for (const authorization of [`bearer ${GAME_KEY}`, `Bearer   ${GAME_KEY}  `, `BEARER ${GAME_KEY}`]) {
+      expect((await app.request({ method: 'GET', url: '/v1/worlds/rl/state', key: null, headers: { authorization } })).status).toBe(429);
+    }
   });
 });
