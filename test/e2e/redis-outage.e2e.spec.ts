@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import Redis from 'ioredis';
 import { freePort } from '@lorestore/infra';
-import { hotKey } from '@lorestore/projections';
+import { RedisHotState, hotKey } from '@lorestore/projections';
 import { startTestApp, type TestApp } from '../support/app';
 import { REQUIRE_SERVICES } from '../support/services';
 import { execFileSync } from 'node:child_process';
@@ -120,4 +120,39 @@ describeWithRedisServer('Redis outage (e2e; needs redis-server on PATH)', () => 
     const again = await app.request({ method: 'GET', url: '/health/ready', key: null });
     expect(again.body.info.hotState.degraded).toBeUndefined();
   }, 60_000);
+
+  it('a stalled Redis (SIGSTOP): group reads queue at most four pipelines, the rest fail at once, every read ends, and close() does not wait for them', async () => {
+    const hot = new RedisHotState({ url: `redis://127.0.0.1:${port}`, ttlSeconds: 600, keyPrefix: 'stall:', connectTimeoutMs: 500, commandTimeoutMs: 1000 });
+    const doc = { table: 'entities' as const, streamId: 'entity-s-e', worldId: 's', id: 'e', revision: 3n, position: 9n, state: { ok: true }, updatedAt: new Date().toISOString() };
+    await hot.put([doc]);
+    expect(await hot.get('entities', 's', 'e')).toMatchObject({ revision: 3n });
+    redis!.kill('SIGSTOP');
+    try {
+      const started = Date.now();
+      const settledAt: number[] = [];
+      // Each read in its own turn of the event loop, as HTTP requests come: one pipeline goes out and stalls.
+      const reads: Promise<{ error?: unknown }>[] = [];
+      for (let i = 0; i < 2000; i++) {
+        const settled = (outcome: { error?: unknown }) => {
+          settledAt.push(Date.now() - started);
+          return outcome;
+        };
+        reads.push(hot.get('entities', 's', 'e').then(() => settled({}), (error: unknown) => settled({ error })));
+        if (i % 100 === 0) await new Promise((r) => setImmediate(r));
+      }
+      await new Promise((r) => setTimeout(r, 50));
+      // Beyond four pipelines' worth (1,024) the reads failed without waiting.
+      const early = settledAt.length;
+      expect(early).toBeGreaterThanOrEqual(2000 - 1 - 1024);
+      const closing = Date.now();
+      await hot.close();
+      // Not the backlog's time: at most the stalled pipeline's command timeout and QUIT's.
+      expect(Date.now() - closing).toBeLessThan(2500);
+      const outcomes = await Promise.all(reads);
+      expect(outcomes.every((o) => o.error !== undefined)).toBe(true);
+      expect(outcomes.filter((o) => /already wait for a batch/.test(String(o.error))).length).toBe(early);
+    } finally {
+      redis!.kill('SIGCONT');
+    }
+  }, 30_000);
 });

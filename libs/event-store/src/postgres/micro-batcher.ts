@@ -36,7 +36,18 @@ export type MicroBatchOptions = {
    * the connection's, not one request's).
    */
   isolateFailures?: boolean;
+  /**
+   * Requests waiting (not counting those in flight) beyond which submit()
+   * refuses at once with a BatcherBacklogError instead of queueing: a bound
+   * for when batches stall (a server that stopped answering). Default: none.
+   */
+  maxQueued?: number;
 };
+
+/** submit() found `maxQueued` requests waiting already. */
+export class BatcherBacklogError extends Error {
+  override readonly name = 'BatcherBacklogError';
+}
 
 const DEFAULT_MIN_SPLIT_SIZE = 32;
 
@@ -62,6 +73,10 @@ export class MicroBatcher<Req, Res> {
 
   submit(request: Req): Promise<Res> {
     if (this.closed) return Promise.reject(new Error('batcher is closed'));
+    const limit = this.options.maxQueued;
+    if (limit !== undefined && this.queue.length >= limit) {
+      return Promise.reject(new BatcherBacklogError(`${this.queue.length} requests already wait for a batch`));
+    }
     return new Promise<Res>((resolve, reject) => {
       this.queue.push({ request, resolve, reject });
       this.schedulePump();
@@ -78,6 +93,16 @@ export class MicroBatcher<Req, Res> {
     while (this.queue.length > 0 || this.inFlight > 0) {
       await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     }
+  }
+
+  /**
+   * Stops taking requests and fails every waiting one with `error` (those in
+   * flight end as their batch does): for reads, which need no drain.
+   */
+  abandon(error: Error): void {
+    this.closed = true;
+    for (const pending of this.queue.splice(0)) pending.reject(error);
+    if (this.inFlight === 0) for (const wake of this.idleWaiters.splice(0)) wake();
   }
 
   /** Sends what is due after the current turn of the event loop (see the class comment). */

@@ -1,4 +1,4 @@
-import { MicroBatcher, type MicroBatchOptions } from './micro-batcher';
+import { BatcherBacklogError, MicroBatcher, type MicroBatchOptions } from './micro-batcher';
 
 /** A writer whose batches finish when the test says so; it records each batch it was given. */
 const controlledWriter = () => {
@@ -113,6 +113,22 @@ describe('MicroBatcher', () => {
     const outcomes = await Promise.allSettled([1, 2, 3].map((n) => b.submit(n)));
     expect(outcomes.map((o) => (o.status === 'rejected' ? (o.reason as Error).message : 'fulfilled'))).toEqual(['down 1,2,3', 'down 1,2,3', 'down 1,2,3']);
     expect(seen).toEqual([[1, 2, 3]]);
+  });
+
+  it('refuses a request at once when maxQueued wait already, and abandon() fails the waiting ones while the one in flight ends', async () => {
+    const w = controlledWriter();
+    const b = batcher(w.write, { maxConcurrentBatches: 1, maxBatchSize: 2, maxQueued: 3 });
+    const first = b.submit(0);
+    await turn();
+    expect(w.batches).toEqual([[0]]);
+    const waiting = [1, 2, 3].map((n) => b.submit(n));
+    await expect(b.submit(4)).rejects.toThrow(BatcherBacklogError);
+    b.abandon(new Error('closed'));
+    await expect(Promise.allSettled(waiting)).resolves.toEqual(Array(3).fill({ status: 'rejected', reason: new Error('closed') }));
+    await expect(b.submit(5)).rejects.toThrow('batcher is closed');
+    w.finish[0]!();
+    await expect(first).resolves.toBe('done 0');
+    expect(w.batches).toEqual([[0]]);
   });
 
   it('drains: waits for every accepted request, then refuses new ones', async () => {

@@ -90,6 +90,13 @@ const withCredentials = (url: string, options: { username?: string; password?: s
 };
 
 const DOC_FIELDS = ['revision', 'position', 'updatedAt', 'doc'] as const;
+/**
+ * Reads per pipeline; four pipelines' worth may wait behind the one in
+ * flight, and a read beyond that fails at once (its caller falls back to
+ * PostgreSQL): at 10,000 reads/s that queue means a pipeline out for 100 ms,
+ * twice the read timeout (REDIS_READ_TIMEOUT_MS): Redis has stalled.
+ */
+const READ_BATCH = 256;
 
 type FieldsReply = { fields: (string | null)[] } | { error: Error };
 
@@ -159,7 +166,7 @@ export class RedisHotState implements HotStateStore {
     this.client.on('ready', () => (this.lastError = null));
     this.reads =
       this.kind === 'redis'
-        ? new MicroBatcher((keys) => this.readMany(keys), { maxConcurrentBatches: 1, maxBatchSize: 256, isolateFailures: false }, (size) => {
+        ? new MicroBatcher((keys) => this.readMany(keys), { maxConcurrentBatches: 1, maxBatchSize: READ_BATCH, maxQueued: 4 * READ_BATCH, isolateFailures: false }, (size) => {
             this.groupReads.batches++;
             this.groupReads.reads += size;
           })
@@ -225,8 +232,11 @@ export class RedisHotState implements HotStateStore {
 
   async get(table: DocTable, worldId: string, id: string, generation = 1): Promise<HotDoc | null> {
     const key = hotKey(table, worldId, id, generation);
-    const [revision, position, updatedAt, doc] = this.reads
-      ? unwrap(await this.reads.submit(key))
+    // Not connected: no group reads (they would queue behind a batch that cannot end); ioredis
+    // answers each read as it did before group reads (its offline queue, its retries).
+    const [revision, position, updatedAt, doc] =
+      this.reads && this.client.status === 'ready'
+        ? unwrap(await this.reads.submit(key))
       : await this.bounded(() => this.client.hmget(key, ...DOC_FIELDS)).catch((error: unknown) => this.redirected(error));
     if (revision === null || position === null || updatedAt === null || doc === null) return null;
     return { revision: BigInt(revision), position: BigInt(position), updatedAt, state: JSON.parse(doc) };
@@ -290,7 +300,7 @@ export class RedisHotState implements HotStateStore {
   }
 
   /**
-   * One node: reads go out as group reads (the MicroBatcher of group commit):
+   * One node, connected: reads go out as group reads (the MicroBatcher of group commit):
    * one in flight, and the reads that arrive meanwhile wait for it and go
    * out together as one pipeline. ioredis' auto-pipelining sends one write
    * per turn of the event loop, and under load an HTTP server reads about
@@ -313,7 +323,9 @@ export class RedisHotState implements HotStateStore {
   }
 
   async close(): Promise<void> {
-    await this.reads?.drain();
+    // Reads need no drain: the waiting ones fail (their callers fall back to PostgreSQL), those in
+    // flight end with their pipeline.
+    this.reads?.abandon(new Error('hot state closed'));
     if (this.lossTimer) clearTimeout(this.lossTimer);
     // Not connected: nothing to say goodbye to (QUIT would wait in the queue); stop reconnecting.
     if (this.client.status !== 'ready') return this.client.disconnect();
