@@ -67,18 +67,11 @@ export const createApp = async (runtime: AppRuntime, options: { logger?: boolean
 
 
   const metrics = app.get(Metrics);
-  // One labelled child per method, route and status (a bounded set: routes are the registered
-  // ones or 'unmatched'), found by one string key instead of prom-client hashing the labels each time.
-  const durations = new Map<string, { observe: (seconds: number) => void }>();
   fastify.addHook('onResponse', (request, reply, done) => {
-    const route = request.routeOptions.url ?? 'unmatched';
-    const key = `${request.method} ${reply.statusCode} ${route}`;
-    let child = durations.get(key);
-    if (!child) {
-      child = metrics.httpDuration.labels({ method: request.method, route, status: String(reply.statusCode) });
-      durations.set(key, child);
-    }
-    child.observe(reply.elapsedTime / 1000);
+    metrics.httpDuration.observe(
+      { method: request.method, route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
     done();
   });
 

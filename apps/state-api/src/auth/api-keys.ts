@@ -13,9 +13,11 @@ export class ApiKeyError extends Error {
 }
 
 /**
- * The keys the service accepts. Keys are kept only as SHA-256 digests and
- * compared with timingSafeEqual against every known key, so neither a key
- * nor how much of it matched leaks through timing.
+ * The keys the service accepts, as SHA-256 digests: a presented key is
+ * compared with timingSafeEqual against every known one, so neither a key
+ * nor how much of it matched leaks through timing. A key once accepted is
+ * also remembered as presented (see `accepted`): the plain keys of the ring
+ * stay in memory, as they already do in the configuration it was read from.
  */
 export class ApiKeyRing {
   private constructor(private readonly entries: { digest: Buffer; principal: Principal }[]) {}

@@ -49,7 +49,8 @@ const plainEntityRead = (request: FastifyRequest, keys: ApiKeyRing): { worldId: 
  * An error is answered as the exception filter answers it.
  */
 export const installFastReads = (fastify: FastifyInstance, deps: () => FastReadDeps): void => {
-  const logger = new Logger('FastReads');
+  // The exception filter's name: a 500 is logged as it is for every other route.
+  const logger = new Logger('ProblemFilter');
   fastify.addHook('onRoute', (route) => {
     if (route.url !== ENTITY_ROUTE || route.method !== 'GET') return;
     const nest = route.handler;

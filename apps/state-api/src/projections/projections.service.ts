@@ -165,9 +165,11 @@ export class ProjectionsService implements OnApplicationBootstrap, BeforeApplica
   hotReadPlan(projection: string): { bypassed: boolean; generation: number } | null {
     if (this.runner?.isLeader) return { bypassed: this.runner.hotBypassed, generation: this.runner.generationOf(projection) };
     const bypassed = this.freshBypass().known;
+    if (bypassed === undefined) return null;
+    // Bypassed: the generation is not needed (nor fetched, as before).
+    if (bypassed) return { bypassed, generation: 1 };
     const generations = this.freshGenerations().known;
-    if (bypassed === undefined || generations === undefined) return null;
-    return { bypassed, generation: generations.get(projection) ?? 1 };
+    return generations === undefined ? null : { bypassed, generation: generations.get(projection) ?? 1 };
   }
 
   /**

@@ -46,8 +46,6 @@ export class ReadModels {
   }
 
   private readonly countRead = (target: string) => this.metrics.readsRouted.inc({ target });
-  /** The hit counter's child, bound once (the labels are not hashed on every read). */
-  private hits: { inc: () => void } | undefined;
 
   async doc(table: DocTable, worldId: string, id: string, fence?: bigint): Promise<HotDoc | null> {
     if (!this.hotUsable) return this.fromPostgres(table, worldId, id, fence);
@@ -71,7 +69,7 @@ export class ReadModels {
       clearTimeout(timer);
     }
     if (hit !== null && hit !== 'timeout' && hit !== 'error') {
-      (this.hits ??= this.metrics.hotReads.labels({ result: 'hit' })).inc();
+      this.metrics.hotReads.inc({ result: 'hit' });
       return hit;
     }
     this.metrics.hotReads.inc({ result: hit === null ? 'miss' : hit });
