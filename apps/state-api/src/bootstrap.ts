@@ -7,7 +7,7 @@ import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { Logger } from 'nestjs-pino';
 import { AppModule, type AppRuntime } from './app.module';
 import type { ApiKeyRing } from './auth/api-keys';
-import { API_KEY_RING, bearerToken } from './auth/auth.guard';
+import { API_KEY_RING, bearerPrincipal } from './auth/auth.guard';
 import { installFastReads } from './http/fast-reads';
 import { Problem } from './http/problem';
 import { sendProblem, toProblem } from './http/problem.filter';
@@ -52,8 +52,7 @@ export const createApp = async (runtime: AppRuntime, options: { logger?: boolean
         if (typeof auth !== 'string' || auth === '') return `ip:${request.ip}`;
         // A known key by its key id (the ring remembers accepted keys: no hashing per request);
         // anything else by a hash of the header, as before (it gets its 401 after this).
-        const token = bearerToken(auth);
-        const principal = token === null ? null : runtime.keys.authenticate(token);
+        const principal = bearerPrincipal(runtime.keys, auth);
         return principal ? `key:${principal.keyId}` : `key:${createHash('sha256').update(auth).digest('base64url').slice(0, 22)}`;
       },
       allowList: (request) => request.url.startsWith('/health/') || request.url === '/metrics',

@@ -21,6 +21,12 @@ export const bearerToken = (header: unknown): string | null => {
   return match ? match[1]! : null;
 };
 
+/** The principal of a Bearer header whose key the ring knows; null for any other header or none. */
+export const bearerPrincipal = (keys: ApiKeyRing, header: unknown): Principal | null => {
+  const token = bearerToken(header);
+  return token === null ? null : keys.authenticate(token);
+};
+
 @Injectable()
 export class ApiKeyGuard implements CanActivate {
   constructor(

@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteHandlerMethod } from 'fastify';
 import type { ApiKeyRing } from '../auth/api-keys';
-import { bearerToken, type AuthenticatedRequest } from '../auth/auth.guard';
+import { bearerPrincipal, type AuthenticatedRequest } from '../auth/auth.guard';
 import { GUID, SLUG } from '../commands/command.schemas';
 import { GetEntity, type GetEntityHandler } from '../queries/entity.queries';
 import { replyWithProblem } from './problem.filter';
@@ -21,8 +21,7 @@ type Params = { worldId?: unknown; entityId?: unknown };
  */
 const plainEntityRead = (request: FastifyRequest, keys: ApiKeyRing): { worldId: string; entityId: string } | null => {
   if (request.url.includes('?') || request.headers['x-consistency-token'] !== undefined) return null;
-  const token = bearerToken(request.headers.authorization);
-  const principal = token === null ? null : keys.authenticate(token);
+  const principal = bearerPrincipal(keys, request.headers.authorization);
   if (!principal) return null;
   const { worldId, entityId } = request.params as Params;
   if (typeof worldId !== 'string' || typeof entityId !== 'string' || !SLUG.test(worldId) || !GUID.test(entityId)) return null;

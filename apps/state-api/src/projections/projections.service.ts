@@ -45,6 +45,36 @@ const errorOf = (failure: ProjectionFailure | undefined): ProjectionStatus['erro
     : null;
 
 /**
+ * A value read from PostgreSQL at most once per `ttlMs` however many callers
+ * ask: the latest read's promise, and its value once it has come (what a
+ * caller can use without waiting). A failed read is forgotten, so the next
+ * caller reads again.
+ */
+class Recent<T> {
+  private entry: { at: number; value: Promise<T>; known?: T } | null = null;
+
+  constructor(
+    private readonly ttlMs: number,
+    private readonly load: () => Promise<T>,
+  ) {}
+
+  get(): { value: Promise<T>; known?: T } {
+    const now = Date.now();
+    if (!this.entry || now - this.entry.at > this.ttlMs) {
+      const entry: { at: number; value: Promise<T>; known?: T } = { at: now, value: this.load() };
+      this.entry = entry;
+      entry.value.then(
+        (value) => (entry.known = value),
+        () => {
+          if (this.entry === entry) this.entry = null;
+        },
+      );
+    }
+    return this.entry;
+  }
+}
+
+/**
  * The projections as this process sees them: runs them when PROJECTOR=inline,
  * knows every checkpoint either way (from the runner, else from PostgreSQL),
  * reports lag, and closes the hot store on shutdown.
@@ -57,9 +87,9 @@ export class ProjectionsService implements OnApplicationBootstrap, BeforeApplica
   /** The NPC memory index's projection, run beside the read models'. */
   readonly memoryProjector: MemoryProjector | null;
   private readonly memoryRebuilds: MemoryRebuildWorker | null;
-  private generations: { at: number; byName: Promise<Map<string, number>>; known?: Map<string, number> } | null = null;
-  private bypassed: { at: number; open: Promise<boolean>; known?: boolean } | null = null;
-  private cached: { at: number; checkpoints: Promise<Map<string, Position>> } | null = null;
+  private readonly storedCheckpoints: Recent<Map<string, Position>>;
+  private readonly generations: Recent<Map<string, number>>;
+  private readonly bypassed: Recent<boolean>;
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -88,6 +118,14 @@ export class ProjectionsService implements OnApplicationBootstrap, BeforeApplica
     this.memoryProjector = memory?.projector ?? null;
     this.memoryRebuilds = memory?.rebuilds ?? null;
     metrics.registerProjectionLag(() => this.statuses());
+    this.storedCheckpoints = new Recent(5, () => readModels.checkpoints().then((list) => new Map(list.map((c) => [c.name, c.position]))));
+    this.generations = new Recent(1000, () => readModels.checkpoints().then((list) => new Map(list.map((c) => [c.name, c.generation]))));
+    this.bypassed = new Recent(250, () =>
+      readModels.hotBypass().then(
+        (row) => row !== null,
+        () => true,
+      ),
+    );
   }
 
   onApplicationBootstrap(): void {
@@ -115,15 +153,7 @@ export class ProjectionsService implements OnApplicationBootstrap, BeforeApplica
     const own = this.runner?.isLeader ? this.runner.position : null;
     const memory = this.memoryProjector?.isLeader ? this.memoryProjector.position : null;
     if (own && memory) return new Map([...this.runner!.names.map((n): [string, Position] => [n, own]), [MEMORY_PROJECTION, memory]]);
-    const now = Date.now();
-    if (!this.cached || now - this.cached.at > 5) {
-      const checkpoints = this.readModels.checkpoints().then((list) => new Map(list.map((c) => [c.name, c.position])));
-      this.cached = { at: now, checkpoints };
-      checkpoints.catch(() => {
-        this.cached = null;
-      });
-    }
-    return this.cached.checkpoints;
+    return this.storedCheckpoints.get().value;
   }
 
   /**
@@ -135,25 +165,7 @@ export class ProjectionsService implements OnApplicationBootstrap, BeforeApplica
    */
   async generation(projection: string): Promise<number> {
     if (this.runner?.isLeader) return this.runner.generationOf(projection);
-    return (await this.freshGenerations().byName).get(projection) ?? 1;
-  }
-
-  private freshGenerations(): { at: number; byName: Promise<Map<string, number>>; known?: Map<string, number> } {
-    const now = Date.now();
-    if (!this.generations || now - this.generations.at > 1000) {
-      const entry: NonNullable<typeof this.generations> = {
-        at: now,
-        byName: this.readModels.checkpoints().then((list) => new Map(list.map((c) => [c.name, c.generation]))),
-      };
-      this.generations = entry;
-      entry.byName.then(
-        (map) => (entry.known = map),
-        () => {
-          if (this.generations === entry) this.generations = null;
-        },
-      );
-    }
-    return this.generations;
+    return (await this.generations.get().value).get(projection) ?? 1;
   }
 
   /**
@@ -164,11 +176,11 @@ export class ProjectionsService implements OnApplicationBootstrap, BeforeApplica
    */
   hotReadPlan(projection: string): { bypassed: boolean; generation: number } | null {
     if (this.runner?.isLeader) return { bypassed: this.runner.hotBypassed, generation: this.runner.generationOf(projection) };
-    const bypassed = this.freshBypass().known;
+    const bypassed = this.bypassed.get().known;
     if (bypassed === undefined) return null;
     // Bypassed: the generation is not needed (nor fetched, as before).
     if (bypassed) return { bypassed, generation: 1 };
-    const generations = this.freshGenerations().known;
+    const generations = this.generations.get().known;
     return generations === undefined ? null : { bypassed, generation: generations.get(projection) ?? 1 };
   }
 
@@ -181,23 +193,7 @@ export class ProjectionsService implements OnApplicationBootstrap, BeforeApplica
    */
   async hotBypassed(): Promise<boolean> {
     if (this.runner?.isLeader) return this.runner.hotBypassed;
-    return this.freshBypass().open;
-  }
-
-  private freshBypass(): { at: number; open: Promise<boolean>; known?: boolean } {
-    const now = Date.now();
-    if (!this.bypassed || now - this.bypassed.at > 250) {
-      const entry: NonNullable<typeof this.bypassed> = {
-        at: now,
-        open: this.readModels.hotBypass().then(
-          (row) => row !== null,
-          () => true,
-        ),
-      };
-      this.bypassed = entry;
-      void entry.open.then((open) => (entry.known = open));
-    }
-    return this.bypassed;
+    return this.bypassed.get().value;
   }
 
   /** EventStoreDB mode: whether this process writes the mirror (null in PostgreSQL mode). */
