@@ -1,11 +1,11 @@
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import autocannon from 'autocannon';
 import Redis from 'ioredis';
 import { freePort } from '@lorestore/infra';
 import { hotKey } from '@lorestore/projections';
 import { startNodeChild, waitForHttpOk } from '../support/child-process';
 import { log } from '../support/env';
+import { processCpuMs } from '../support/proc';
 import { LatencyRecorder, type LatencySummary } from '../support/latency';
 import { baseEnv, serviceEnv } from '../support/service-env';
 
@@ -130,19 +130,6 @@ const driveGets = async (base: string, refs: EntityRef[], load: ReadLoad, second
   };
 };
 
-/**
- * CPU time (user + system, ms) a process has used so far, from /proc
- * (Linux, 100 ticks a second); null elsewhere.
- */
-const cpuMsOf = (pid: number | undefined): number | null => {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(fields[11]) + Number(fields[12])) * 10;
-  } catch {
-    return null;
-  }
-};
-
 /** A server in a child process, warmed up, then one measurement per pacing; its CPU per request is added to each. */
 const measureServer = async (options: {
   script: string;
@@ -166,10 +153,10 @@ const measureServer = async (options: {
     const results: ReadResult[] = [];
     for (const pacing of options.pacings) {
       const before = await options.counters?.(base);
-      const cpuBefore = cpuMsOf(server.child.pid);
+      const cpuBefore = processCpuMs(server.child.pid);
       log(`  ${options.server}: ${options.load.rate} req/s offered over ${options.load.connections} connections for ${options.load.seconds}s, ${pacing}`);
       const result = await driveGets(base, options.refs, options.load, options.load.seconds, pacing, options.server);
-      const cpuAfter = cpuMsOf(server.child.pid);
+      const cpuAfter = processCpuMs(server.child.pid);
       const cpuUsPerRequest = cpuBefore === null || cpuAfter === null || result.requests === 0 ? null : Math.round(((cpuAfter - cpuBefore) * 1000) / result.requests);
       result.extra = { ...result.extra, cpuUsPerRequest };
       if (before) {

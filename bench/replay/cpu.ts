@@ -1,20 +1,6 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import type { Pool } from 'pg';
-
-/** Linux's USER_HZ: /proc times are in these ticks (100 on every mainstream build). */
-const TICKS_PER_SECOND = 100;
-
-/** After "(comm) ": state, ppid, …; utime, stime, cutime, cstime are fields 14-17 of /proc/<pid>/stat. */
-const statOf = (pid: string): { ppid: number; own: number; children: number } | null => {
-  let stat: string;
-  try {
-    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return null;
-  }
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return { ppid: Number(fields[1]), own: Number(fields[11]) + Number(fields[12]), children: Number(fields[13]) + Number(fields[14]) };
-};
+import { TICKS_PER_SECOND, statOf } from '../support/proc';
 
 /** The postmaster of the server the bench talks to, when it runs on this machine; null otherwise. */
 let postmaster: number | null = null;
