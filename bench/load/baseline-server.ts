@@ -38,7 +38,7 @@ const handle = async (body: unknown): Promise<object> => {
   return { item: found[0] ?? null, cached: cached !== null };
 };
 
-const app = Fastify({ logger: false, maxParamLength: 256 });
+const app = Fastify({ logger: false, routerOptions: { maxParamLength: 256 } });
 app.get('/health/ready', async () => ({ status: 'ok' }));
 app.get('/v1/*', async () => handle(null));
 app.post('/v1/*', async (request) => handle(request.body));

@@ -52,8 +52,18 @@ describe('bad input is refused with a problem and changes nothing (e2e)', () => 
   let spawnedId: string;
   let otherEntityId: string;
 
+  /** Process warnings emitted while the app was built (a framework's deprecation notice, say). */
+  let warnings: string[] = [];
+
   beforeAll(async () => {
-    t = await startTestApp('e2e_bad_input', { CONSISTENCY_WAIT_MS: '200' });
+    // Spied, not listened to: Jest's sandboxed `process` does not see the real one's 'warning' events.
+    const spy = jest.spyOn(process, 'emitWarning');
+    try {
+      t = await startTestApp('e2e_bad_input', { CONSISTENCY_WAIT_MS: '200' });
+    } finally {
+      warnings = spy.mock.calls.map((args: unknown[]) => args.map(String).join(' '));
+      spy.mockRestore();
+    }
     itemId = randomUUID();
     await ok('entity.spawn', { entityId: itemId, kind: 'item', attributes: {} });
     spawnedId = randomUUID();
@@ -201,6 +211,20 @@ describe('bad input is refused with a problem and changes nothing (e2e)', () => 
 
     it('an unknown route → 404 problem', async () => {
       expectProblem(await t.request({ method: 'GET', url: '/v1/no/such/route' }), 404);
+    });
+
+    it('a path parameter up to 256 characters reaches its route (a stream name is up to 108); a longer one → 414 problem', async () => {
+      const longest = `entity-${'a'.repeat(64)}-${randomUUID()}`;
+      expect(longest).toHaveLength(108);
+      const res = await t.request({ method: 'GET', url: `/v1/worlds/${world}/streams/${longest}/events` });
+      expectProblem(res, 404);
+      expect(res.body.detail).not.toBe('no such route');
+      // Past the router's limit: the router's own error, as a problem.
+      expectProblem(await t.request({ method: 'GET', url: `/v1/worlds/${world}/streams/entity-${'a'.repeat(260)}/events` }), 414);
+    });
+
+    it('the app is built without a process warning (no framework deprecation notice at start-up)', () => {
+      expect(warnings).toEqual([]);
     });
   });
 });

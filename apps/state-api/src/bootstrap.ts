@@ -23,8 +23,9 @@ export const createApp = async (runtime: AppRuntime, options: { logger?: boolean
   const adapter = new FastifyAdapter({
     bodyLimit: runtime.config.BODY_LIMIT_BYTES,
     trustProxy: true,
-    // Room for the longest id a route takes (a stream name is up to 108 characters).
-    maxParamLength: 256,
+    // Room for the longest id a route takes (a stream name is up to 108 characters). Under
+    // routerOptions: Fastify 5 deprecates the top-level option (FSTDEP022, printed at every start).
+    routerOptions: { maxParamLength: 256 },
     // Errors of the router itself (a malformed %-escape, a path parameter over the limit): problem+json too.
     frameworkErrors: (error: Error, _request: FastifyRequest, reply: FastifyReply) => {
       const status = (error as { statusCode?: number }).statusCode ?? 400;
