@@ -9,7 +9,7 @@ import type { EntityState } from '@lorestore/domain';
 import { runCatchUp, type CatchUpRecording, type RedisTarget } from './projections/catch-up';
 import { runLag, type LagResult } from './projections/lag';
 import { prefillEventStore, type PrefillResult } from './projections/prefill';
-import { measureFloor, measureRedisReads, measureService, redisBenchmark, type EntityRef, type ReadLoad, type ReadResult } from './projections/reads';
+import { measureFloor, measureRedisReads, measureService, redisBenchmark, type EntityRef, type FloorKind, type ReadLoad, type ReadResult } from './projections/reads';
 import { countKeys, deleteKeys, redisReachable } from './projections/redis';
 import { postgresPlain, postgresSink, redisPlain, redisSink } from './projections/sinks';
 import { batchLabel, summarize, TARGETS, type BatchCell, type Outcome, type Reads } from './projections/summary';
@@ -21,6 +21,8 @@ import { printReport } from './support/report';
 
 const SERVICE_MAIN = path.resolve(__dirname, '..', 'apps', 'state-api', 'src', 'main.js');
 const FLOOR_SERVER = path.resolve(__dirname, 'projections', 'floor-server.js');
+/** Where each floor's result goes in `Reads`. */
+const FLOOR_SLOTS: Record<FloorKind, 'floor' | 'floorNode' | 'floorStatic'> = { fastify: 'floor', node: 'floorNode', static: 'floorStatic' };
 /** The service's PROJECTION_BATCH_SIZE and PROJECTION_CATCH_UP_BATCH_SIZE defaults: the run the targets are judged on. */
 const SERVICE_BATCH_SIZE = 1000;
 const SERVICE_CATCH_UP_BATCH_SIZE = 5000;
@@ -113,6 +115,8 @@ export const runProjectionsBench = async (): Promise<void> => {
     serviceAligned: { skipped: 'not reached' },
     redisAligned: { skipped: 'not reached' },
     floor: { skipped: 'not reached' },
+    floorNode: { skipped: 'not reached' },
+    floorStatic: { skipped: 'not reached' },
     redisBenchmark: [],
   };
   let loadAverageAtEnd: number[];
@@ -231,7 +235,7 @@ export const runProjectionsBench = async (): Promise<void> => {
     stopIfInterrupted();
     const load: ReadLoad = { rate: readRate, connections: readConnections, seconds: readSeconds, warmupSeconds: readWarmup };
     const skipReads = (skipped: string) => {
-      reads.service = reads.redis = reads.serviceAligned = reads.redisAligned = reads.floor = { skipped };
+      reads.service = reads.redis = reads.serviceAligned = reads.redisAligned = reads.floor = reads.floorNode = reads.floorStatic = { skipped };
     };
     if (readRate === 0) {
       skipReads('BENCH_PROJ_READ_RATE=0');
@@ -264,14 +268,17 @@ export const runProjectionsBench = async (): Promise<void> => {
           log(`service reads failed: ${failure(error)}`);
         }
       }
-      if (!readFloor) reads.floor = { skipped: 'BENCH_PROJ_READ_FLOOR=0' };
-      else if (!existsSync(FLOOR_SERVER)) reads.floor = { skipped: `${path.relative(process.cwd(), FLOOR_SERVER)} does not exist: build first (npm run build)` };
-      else {
-        try {
-          reads.floor = { result: await measureFloor({ script: FLOOR_SERVER, redisUrl, prefix: final.redis.prefix, refs, load, pacing: 'staggered' }) };
-        } catch (error) {
-          reads.floor = { failed: failure(error) };
-          log(`floor reads failed: ${failure(error)}`);
+      for (const kind of ['fastify', 'node', 'static'] as const) {
+        const slot = FLOOR_SLOTS[kind];
+        if (!readFloor) reads[slot] = { skipped: 'BENCH_PROJ_READ_FLOOR=0' };
+        else if (!existsSync(FLOOR_SERVER)) reads[slot] = { skipped: `${path.relative(process.cwd(), FLOOR_SERVER)} does not exist: build first (npm run build)` };
+        else {
+          try {
+            reads[slot] = { result: await measureFloor({ script: FLOOR_SERVER, kind, redisUrl, prefix: final.redis.prefix, refs, load, pacing: 'staggered' }) };
+          } catch (error) {
+            reads[slot] = { failed: failure(error) };
+            log(`floor (${kind}) reads failed: ${failure(error)}`);
+          }
         }
       }
       for (const pacing of ['staggered', 'aligned'] as const) {
@@ -342,5 +349,5 @@ export const runProjectionsBench = async (): Promise<void> => {
     `cleanup: schemas left ${cleanup.schemasLeft.length}, Redis keys left ${cleanup.redisKeysLeft ?? 'n/a'}`,
   ];
   printReport(report, summary.tables, notes);
-  if ('failed' in lag || 'failed' in reads.service || 'failed' in reads.redis || 'failed' in reads.serviceAligned || 'failed' in reads.redisAligned || 'failed' in reads.floor) process.exitCode = 1;
+  if ('failed' in lag || 'failed' in reads.service || 'failed' in reads.redis || 'failed' in reads.serviceAligned || 'failed' in reads.redisAligned || 'failed' in reads.floor || 'failed' in reads.floorNode || 'failed' in reads.floorStatic) process.exitCode = 1;
 };

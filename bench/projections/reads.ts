@@ -202,14 +202,25 @@ export const measureService = (options: {
   });
 
 /**
- * The floor (floor-server.ts): bare Fastify + the same HMGET, the same keys,
- * the same load: what this read costs any Node HTTP server on this machine.
+ * The floors (floor-server.ts), each in its own child process, the same keys,
+ * the same load: what this read costs a Node HTTP server on this machine.
+ * `fastify`: bare Fastify + the same HMGET; `node`: the same read behind
+ * Node's own `http` server; `static`: Node's `http` server and a fixed body, no
+ * Redis.
  */
-export const measureFloor = async (options: { script: string; redisUrl: string; prefix: string; refs: EntityRef[]; load: ReadLoad; pacing: Pacing }): Promise<ReadResult> => {
+export type FloorKind = 'fastify' | 'node' | 'static';
+
+export const FLOOR_LABELS: Record<FloorKind, string> = {
+  fastify: 'floor (Fastify + the same HMGET, no lorestore)',
+  node: 'floor (node:http + the same HMGET, no framework)',
+  static: 'floor (node:http, a fixed body, no Redis)',
+};
+
+export const measureFloor = async (options: { script: string; kind: FloorKind; redisUrl: string; prefix: string; refs: EntityRef[]; load: ReadLoad; pacing: Pacing }): Promise<ReadResult> => {
   const [result] = await measureServer({
     script: options.script,
-    env: (port) => ({ ...baseEnv(), NODE_ENV: 'production', PORT: String(port), REDIS_URL: options.redisUrl, REDIS_KEY_PREFIX: options.prefix }),
-    server: 'floor (Fastify + the same HMGET, no lorestore)',
+    env: (port) => ({ ...baseEnv(), NODE_ENV: 'production', PORT: String(port), REDIS_URL: options.redisUrl, REDIS_KEY_PREFIX: options.prefix, FLOOR_KIND: options.kind }),
+    server: FLOOR_LABELS[options.kind],
     refs: options.refs,
     load: options.load,
     pacings: [options.pacing],

@@ -33,7 +33,9 @@ export type Outcome<T> = { result: T } | { skipped: string } | { failed: string 
 /**
  * `service` and `redis` with staggered pacing (the judged pair), the
  * `…Aligned` pair with autocannon's own (see Pacing in reads.ts), and the
- * floor: bare Fastify + the same HMGET, staggered (floor-server.ts).
+ * floors (floor-server.ts), staggered: bare Fastify + the same HMGET
+ * (`floor`), node:http + the same HMGET (`floorNode`), node:http and a fixed
+ * body without Redis (`floorStatic`).
  */
 export type Reads = {
   service: Outcome<ReadResult>;
@@ -41,6 +43,8 @@ export type Reads = {
   serviceAligned: Outcome<ReadResult>;
   redisAligned: Outcome<ReadResult>;
   floor: Outcome<ReadResult>;
+  floorNode: Outcome<ReadResult>;
+  floorStatic: Outcome<ReadResult>;
   redisBenchmark: RedisBenchmarkResult[];
 };
 
@@ -99,6 +103,8 @@ export const summarize = (cells: BatchCell[], judgedRun: { batchSize: number; ca
           ? `; floor (Fastify + HMGET alone) p99 ${reads.floor.result.latency.p99Ms} ms at ${fmt(reads.floor.result.requestsPerSecond)} req/s` +
             `; CPU ${String(s.extra?.cpuUsPerRequest ?? '?')} µs/req vs floor ${String(reads.floor.result.extra?.cpuUsPerRequest ?? '?')}`
           : '') +
+        ('result' in reads.floorNode ? `; node:http + HMGET p99 ${reads.floorNode.result.latency.p99Ms} ms` : '') +
+        ('result' in reads.floorStatic ? `; node:http alone p99 ${reads.floorStatic.result.latency.p99Ms} ms` : '') +
         ('result' in reads.serviceAligned ? `; aligned bursts p99 ${reads.serviceAligned.result.latency.p99Ms} ms` : ''),
       met: s.latency.p99Ms <= TARGETS.readP99Ms && offered && s.notOk === 0 && s.errors === 0,
       judgedOn: 'state-api child process, autocannon, staggered',
@@ -213,6 +219,8 @@ export const summarize = (cells: BatchCell[], judgedRun: { batchSize: number; ca
   for (const [outcome, against] of [
     [reads.service, reads.redis],
     [reads.floor, reads.redis],
+    [reads.floorNode, reads.redis],
+    [reads.floorStatic, reads.redis],
     [reads.redis, reads.redis],
     [reads.serviceAligned, reads.redisAligned],
     [reads.redisAligned, reads.redisAligned],
@@ -235,7 +243,7 @@ export const summarize = (cells: BatchCell[], judgedRun: { batchSize: number; ca
   for (const r of reads.redisBenchmark) readRows.push([r.label, r.requestsPerSecond, 0, r.p50Ms, '', r.p99Ms, r.maxMs, '', '']);
   if (readRows.length > 0) {
     tables.push({
-      title: 'reads: GET one entity, hot in Redis, vs the floor (bare Fastify + the same HMGET) and Redis itself; server CPU per request from /proc',
+      title: 'reads: GET one entity, hot in Redis, vs the floors (bare Fastify or node:http + the same HMGET; node:http alone) and Redis itself; server CPU per request from /proc',
       headers: ['what', 'req/s', 'failed', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'p99 vs redis', 'server cpu µs/req'],
       rows: readRows,
     });
