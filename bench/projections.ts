@@ -270,6 +270,7 @@ export const runProjectionsBench = async (): Promise<void> => {
         }
       }
       for (const kind of ['fastify', 'node', 'static'] as const) {
+        stopIfInterrupted();
         const slot = FLOOR_SLOTS[kind];
         if (!readFloor) reads[slot] = { skipped: 'BENCH_PROJ_READ_FLOOR=0' };
         else if (!existsSync(FLOOR_SERVER)) reads[slot] = { skipped: `${path.relative(process.cwd(), FLOOR_SERVER)} does not exist: build first (npm run build)` };

@@ -14,8 +14,9 @@ import { requiredEnv, serveUntilSignalled } from '../support/child-process';
  *   service's client), parses the document and sends the same view. No auth,
  *   no validation, no metrics, no fallback to PostgreSQL, no timeout.
  * - `node`: the same read behind Node's own `http` server, no framework.
- * - `static`: Node's `http` server sending a fixed body of the same shape, no
- *   Redis: Node's HTTP alone, the least any Node server pays for a request.
+ * - `static`: Node's `http` server sending a fixed view-shaped body (about
+ *   220 bytes; the bench's entities' views are about 350), no Redis: Node's
+ *   HTTP alone, the least any Node server pays for a request.
  */
 
 // The kinds of reads.ts (FloorKind), not imported from there: this file is a script, and reads.ts imports nothing of it.
@@ -67,7 +68,11 @@ const nodeServer = () => {
     );
   });
   return {
-    listen: (options: { port: number; host: string }) => new Promise<void>((resolve) => server.listen(options.port, options.host, resolve)),
+    listen: (options: { port: number; host: string }) =>
+      new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(options.port, options.host, resolve);
+      }),
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 };

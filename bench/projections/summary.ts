@@ -216,11 +216,13 @@ export const summarize = (cells: BatchCell[], judgedRun: { batchSize: number; ca
     });
   }
   const readRows: (string | number)[][] = [];
+  // The static floor reads no Redis: no ratio to Redis for it.
+  const none: Outcome<ReadResult> = { skipped: 'not compared' };
   for (const [outcome, against] of [
     [reads.service, reads.redis],
     [reads.floor, reads.redis],
     [reads.floorNode, reads.redis],
-    [reads.floorStatic, reads.redis],
+    [reads.floorStatic, none],
     [reads.redis, reads.redis],
     [reads.serviceAligned, reads.redisAligned],
     [reads.redisAligned, reads.redisAligned],
