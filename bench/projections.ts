@@ -75,7 +75,7 @@ export const runProjectionsBench = async (): Promise<void> => {
   const readRate = envNumber('BENCH_PROJ_READ_RATE', TARGETS.readRate, 0, 1_000_000);
   const readConnections = envNumber('BENCH_PROJ_READ_CONNECTIONS', 32, 1, 1024);
   const readSeconds = envNumber('BENCH_PROJ_READ_SECONDS', 10, 1, 600);
-  // 10 s: a freshly started service answers its first ~10 s of reads at ~1.3x the CPU of its steady state (JIT), the floors in 1-2 s.
+  // 10 s: a freshly started service answers its first ~10 s of reads at 1.2-1.3x the CPU per request of later (its code still warming up, presumably); the floors settle in 1-2 s.
   const readWarmup = envNumber('BENCH_PROJ_READ_WARMUP_SECONDS', 10, 0, 60);
   const readIds = envNumber('BENCH_PROJ_READ_IDS', 10_000, 1, 1_000_000);
   const readFloor = envNumber('BENCH_PROJ_READ_FLOOR', 1, 0, 1) === 1;

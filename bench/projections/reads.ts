@@ -210,7 +210,7 @@ export const measureService = (options: {
  */
 export type FloorKind = 'fastify' | 'node' | 'static';
 
-export const FLOOR_LABELS: Record<FloorKind, string> = {
+const FLOOR_LABELS: Record<FloorKind, string> = {
   fastify: 'floor (Fastify + the same HMGET, no lorestore)',
   node: 'floor (node:http + the same HMGET, no framework)',
   static: 'floor (node:http, a fixed body, no Redis)',
