@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { createTestSchema, type TestSchema } from '../support/database';
-import { removeServiceBuild, startServiceProcess, type ServiceProcess } from '../support/service-process';
+import { cleanUpServiceProcesses, startServiceProcess, type ServiceProcess } from '../support/service-process';
 
 /**
  * Invariant 1: nothing acknowledged is lost, nothing appears twice. The service
@@ -19,7 +19,7 @@ describe('crash: SIGKILL of state-api while commands stream in', () => {
   afterAll(async () => {
     await service?.kill();
     await db.drop();
-    removeServiceBuild();
+    await cleanUpServiceProcesses();
   });
 
   const start = async () => {

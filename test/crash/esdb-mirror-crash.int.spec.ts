@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Client } from 'pg';
 import { createTestSchema, type TestSchema } from '../support/database';
 import { startEsdbTestServer, type EsdbTestServer } from '../support/esdb-test-server';
-import { removeServiceBuild, startServiceProcess, type ServiceProcess } from '../support/service-process';
+import { cleanUpServiceProcesses, startServiceProcess, type ServiceProcess } from '../support/service-process';
 
 /**
  * EventStoreDB mode: the process dies between EventStoreDB's acknowledgement
@@ -28,7 +28,7 @@ describe('crash: SIGKILL between EventStoreDB acknowledgement and the mirror wri
     await service?.kill();
     await esdb?.close();
     await db?.drop();
-    removeServiceBuild();
+    await cleanUpServiceProcesses();
   });
 
   const start = async (env: Record<string, string> = {}) => {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { createTestSchema, type TestSchema } from '../support/database';
-import { removeServiceBuild, startServiceProcess, type ServiceProcess } from '../support/service-process';
+import { cleanUpServiceProcesses, startServiceProcess, type ServiceProcess } from '../support/service-process';
 
 /**
  * SIGTERM drains: readiness turns 503 and requests are still served for
@@ -18,7 +18,7 @@ describe('graceful shutdown: SIGTERM under load', () => {
   afterAll(async () => {
     await service?.kill('SIGKILL');
     await db.drop();
-    removeServiceBuild();
+    await cleanUpServiceProcesses();
   });
 
   it('answers every request in flight, commits their events, then exits 0', async () => {

@@ -7,7 +7,7 @@ import { runLoad, type GameCommand } from '../support/load-generator';
 import { canStartPgCluster, startPgCluster, type PgCluster } from '../support/pg-cluster';
 import { expectedOf, lastCommitted, readBackPostgres, readBackRedis, wholeLog } from '../support/read-models';
 import { REQUIRE_SERVICES, describeWithRedis } from '../support/services';
-import { removeServiceBuild, startProjectorProcess, startServiceProcess, type ServiceProcess } from '../support/service-process';
+import { cleanUpServiceProcesses, startProjectorProcess, startServiceProcess, type ServiceProcess } from '../support/service-process';
 
 const describeWithBinaries = canStartPgCluster() || REQUIRE_SERVICES ? describeWithRedis : (title: string) => describe.skip(`${title} (skipped: no PostgreSQL server binaries in ${process.env.PG_BIN ?? '/usr/lib/postgresql/15/bin'})`, () => undefined);
 
@@ -58,7 +58,7 @@ describeWithBinaries('crash: load on 2 APIs + 2 projectors while processes are S
     if (keys.length) await redis.del(...keys);
     redis.disconnect();
     await cluster?.stop();
-    removeServiceBuild();
+    await cleanUpServiceProcesses();
   });
 
   const leadingCount = (p: ServiceProcess | null) => (p?.output?.().match(/projector: leading [a-z_, ]*entities/g) ?? []).length;

@@ -6,7 +6,7 @@ import { gameCommands, type GameStep } from '../../libs/projections/src/testing/
 import { createTestSchema, type TestSchema } from '../support/database';
 import { expectedOf, readBackPostgres, readBackRedis } from '../support/read-models';
 import { describeWithRedis } from '../support/services';
-import { removeServiceBuild, startProjectorProcess, type ServiceProcess } from '../support/service-process';
+import { cleanUpServiceProcesses, startProjectorProcess, type ServiceProcess } from '../support/service-process';
 
 /**
  * Invariant 5: projections are exactly-once in effect. The projector runs as a
@@ -36,7 +36,7 @@ describeWithRedis('crash: SIGKILL of the projector while events stream in', (red
     redis.disconnect();
     await store.close();
     await db.drop();
-    removeServiceBuild();
+    await cleanUpServiceProcesses();
   });
 
   const startProjector = async () => {

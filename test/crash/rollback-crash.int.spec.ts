@@ -9,7 +9,7 @@ import { ReadModelStore } from '@lorestore/projections';
 import { startEmbeddedPostgres, type RunningEmbeddedPostgres } from '@lorestore/infra';
 import { migrateReplay } from '@lorestore/replay';
 import { createTestSchema, type TestSchema } from '../support/database';
-import { removeServiceBuild, startServiceProcess, type ServiceProcess } from '../support/service-process';
+import { cleanUpServiceProcesses, startServiceProcess, type ServiceProcess } from '../support/service-process';
 
 const STREAMS = 1000;
 const WORLD = 'crashworld';
@@ -65,7 +65,7 @@ describe('crash: SIGKILL of state-api during a world rollback of 1,000 streams',
     await store?.close();
     await db?.drop();
     await server?.stop();
-    removeServiceBuild();
+    await cleanUpServiceProcesses();
   });
 
   const start = async () => {

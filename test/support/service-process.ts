@@ -1,7 +1,9 @@
 import { TEST_MASTER_KEY } from './services';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
+import Redis from 'ioredis';
 import { freePort } from '@lorestore/infra';
 
 const ROOT = path.resolve(__dirname, '../..');
@@ -23,6 +25,50 @@ export const removeServiceBuild = (): void => {
   builtDir = null;
 };
 
+/**
+ * The Redis key prefix of the processes this file starts when the caller
+ * names none: one per test file, shared by its service and projector
+ * processes as the whole keyspace was before. A process inherits the run's
+ * REDIS_URL, and without a prefix it wrote unprefixed keys (`player:{…}`) into
+ * the user's Redis, left there until their TTL.
+ */
+const DEFAULT_KEY_PREFIX = `t:proc-${randomBytes(4).toString('hex')}:`;
+/** The Redis the default prefix was used on, for cleanUpServiceProcesses(). */
+let defaultPrefixRedis: string | null = null;
+
+const withKeyPrefix = (env: Record<string, string>): Record<string, string> => {
+  if (env.REDIS_KEY_PREFIX !== undefined) return env;
+  const url = env.REDIS_URL ?? process.env.REDIS_URL;
+  if (url) defaultPrefixRedis = url;
+  return { ...env, REDIS_KEY_PREFIX: DEFAULT_KEY_PREFIX };
+};
+
+/**
+ * After a file's processes have stopped: removes the service build and the
+ * keys written under the default prefix (one Redis node; on a Cluster they
+ * are left to their TTL). A failed clean-up is reported, not failed on.
+ */
+export const cleanUpServiceProcesses = async (): Promise<void> => {
+  removeServiceBuild();
+  const url = defaultPrefixRedis;
+  defaultPrefixRedis = null;
+  if (!url) return;
+  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 2000 });
+  try {
+    await redis.connect();
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${DEFAULT_KEY_PREFIX}*`, 'COUNT', 1000);
+      if (keys.length > 0) await redis.del(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+  } catch (error) {
+    console.warn(`could not remove the Redis keys under ${DEFAULT_KEY_PREFIX}: ${String(error)}`);
+  } finally {
+    redis.disconnect();
+  }
+};
+
 export type ServiceProcess = { url: string; child: ChildProcess; kill: (signal?: NodeJS.Signals) => Promise<void>; output?: () => string };
 
 /** Starts `state-api` as a child process and waits until /health/ready answers 200. */
@@ -31,7 +77,7 @@ export const startServiceProcess = async (env: Record<string, string>, port?: nu
   const listenPort = port ?? (await freePort());
   const child = spawn(process.execPath, [path.join(dir, 'apps/state-api/src/main.js')], {
     cwd: ROOT,
-    env: { ...process.env, LOG_LEVEL: 'warn', PORT: String(listenPort), HOST: '127.0.0.1', LORESTORE_MASTER_KEY: TEST_MASTER_KEY, ...env },
+    env: { ...process.env, LOG_LEVEL: 'warn', PORT: String(listenPort), HOST: '127.0.0.1', LORESTORE_MASTER_KEY: TEST_MASTER_KEY, ...withKeyPrefix(env) },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
@@ -67,7 +113,7 @@ export const startProjectorProcess = async (env: Record<string, string>, options
   const dir = buildService();
   const child = spawn(process.execPath, [path.join(dir, 'apps/projector/src/main.js')], {
     cwd: ROOT,
-    env: { ...process.env, LOG_LEVEL: 'info', LORESTORE_MASTER_KEY: TEST_MASTER_KEY, ...env },
+    env: { ...process.env, LOG_LEVEL: 'info', LORESTORE_MASTER_KEY: TEST_MASTER_KEY, ...withKeyPrefix(env) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
