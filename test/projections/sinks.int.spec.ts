@@ -28,7 +28,18 @@ describeWithRedis('projection sinks: PostgreSQL read models and Redis hot state'
     await ReadModelStore.migrate(db.pool, db.schema);
     redis = new Redis(redisUrl);
   });
+  /** Every key prefix this file wrote under: their keys are removed afterwards, not left to their TTL. */
+  const prefixes: string[] = [];
+  const newPrefix = (): string => {
+    const prefix = `t:${randomBytes(4).toString('hex')}:`;
+    prefixes.push(prefix);
+    return prefix;
+  };
   afterAll(async () => {
+    for (const prefix of prefixes) {
+      const keys = await redis.keys(`${prefix}*`);
+      if (keys.length) await redis.del(...keys);
+    }
     redis.disconnect();
     await db.drop();
   });
@@ -47,7 +58,7 @@ describeWithRedis('projection sinks: PostgreSQL read models and Redis hot state'
           return fc.tuple(fc.constant(log), redelivery(log));
         }),
         async ([log, batches]) => {
-          const prefix = `t:${randomBytes(4).toString('hex')}:`;
+          const prefix = newPrefix();
           await clean(prefix);
           const hot = new RedisHotState({ url: redisUrl, ttlSeconds: 600, keyPrefix: prefix, connectTimeoutMs: 2000, commandTimeoutMs: 2000 });
           const runner = new ProjectionRunner({
@@ -84,7 +95,7 @@ describeWithRedis('projection sinks: PostgreSQL read models and Redis hot state'
         fc.array(gameStep, { minLength: 1, maxLength: 40 }).map((steps) => gameLog(steps, `w${randomBytes(3).toString('hex')}`)),
         fc.integer({ min: 0, max: 2 ** 31 }),
         async (log, seed) => {
-          const prefix = `t:${randomBytes(4).toString('hex')}:`;
+          const prefix = newPrefix();
           await clean(prefix);
           // Every version of every document, as successive batches would write them …
           const versions: Doc[] = [];
@@ -150,7 +161,7 @@ describeWithRedis('projection sinks: PostgreSQL read models and Redis hot state'
   });
 
   it('reads arriving together go out as one pipeline; each gets its own document, and a failing key fails only its own read', async () => {
-    const prefix = `t:${randomBytes(4).toString('hex')}:`;
+    const prefix = newPrefix();
     const hot = new RedisHotState({ url: redisUrl, ttlSeconds: 600, keyPrefix: prefix, connectTimeoutMs: 2000, commandTimeoutMs: 2000 });
     try {
       const docs: Doc[] = Array.from({ length: 50 }, (_, i) => ({
@@ -187,7 +198,7 @@ describeWithRedis('projection sinks: PostgreSQL read models and Redis hot state'
   });
 
   it('sets the TTL on every document it writes', async () => {
-    const prefix = `t:${randomBytes(4).toString('hex')}:`;
+    const prefix = newPrefix();
     const hot = new RedisHotState({ url: redisUrl, ttlSeconds: 3600, keyPrefix: prefix, connectTimeoutMs: 2000, commandTimeoutMs: 2000 });
     const [event] = gameLog([{ op: 'spawn', target: 0, value: 1 }], 'ttl');
     const models = new InlineReadModels();
