@@ -1,6 +1,6 @@
 import Redis from 'ioredis';
 
-/** A bench's keys all start with one prefix; nothing else in the server is touched. */
+/** A bench's (or a test file's) keys all start with one prefix; nothing else in the server is touched. */
 const scanAll = async (redis: Redis, prefix: string, each: (keys: string[]) => Promise<void>): Promise<void> => {
   // MATCH is a glob: escape its special characters in the prefix.
   const pattern = `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`;

@@ -36,18 +36,18 @@ describeWithRedis('projection sinks: PostgreSQL read models and Redis hot state'
     return prefix;
   };
   afterAll(async () => {
-    for (const prefix of prefixes) {
-      const keys = await redis.keys(`${prefix}*`);
-      if (keys.length) await redis.del(...keys);
-    }
+    for (const prefix of prefixes) await dropKeys(prefix);
     redis.disconnect();
     await db.drop();
   });
 
-  const clean = async (prefix: string) => {
-    await db.pool.query('TRUNCATE entities, world_state, narrative_state, player_state, player_history, projection_checkpoints');
+  const dropKeys = async (prefix: string) => {
     const keys = await redis.keys(`${prefix}*`);
     if (keys.length) await redis.del(...keys);
+  };
+  const clean = async (prefix: string) => {
+    await db.pool.query('TRUNCATE entities, world_state, narrative_state, player_state, player_history, projection_checkpoints');
+    await dropKeys(prefix);
   };
 
   it('any batching and redelivery through the runner leaves both in the state of an ordered, once-only application', async () => {

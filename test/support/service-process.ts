@@ -3,8 +3,8 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import Redis from 'ioredis';
 import { freePort } from '@lorestore/infra';
+import { deleteKeys } from '../../bench/projections/redis';
 
 const ROOT = path.resolve(__dirname, '../..');
 let builtDir: string | null = null;
@@ -53,19 +53,10 @@ export const cleanUpServiceProcesses = async (): Promise<void> => {
   const url = defaultPrefixRedis;
   defaultPrefixRedis = null;
   if (!url) return;
-  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 2000 });
   try {
-    await redis.connect();
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${DEFAULT_KEY_PREFIX}*`, 'COUNT', 1000);
-      if (keys.length > 0) await redis.del(...keys);
-      cursor = next;
-    } while (cursor !== '0');
+    await deleteKeys(url, DEFAULT_KEY_PREFIX);
   } catch (error) {
     console.warn(`could not remove the Redis keys under ${DEFAULT_KEY_PREFIX}: ${String(error)}`);
-  } finally {
-    redis.disconnect();
   }
 };
 
