@@ -21,7 +21,7 @@ import { printReport } from './support/report';
 
 const SERVICE_MAIN = path.resolve(__dirname, '..', 'apps', 'state-api', 'src', 'main.js');
 const FLOOR_SERVER = path.resolve(__dirname, 'projections', 'floor-server.js');
-/** Where each floor's result goes in `Reads`. */
+/** The floors, in the order they are measured, and where each one's result goes in `Reads`. */
 const FLOOR_SLOTS: Record<FloorKind, 'floor' | 'floorNode' | 'floorStatic'> = { fastify: 'floor', node: 'floorNode', static: 'floorStatic' };
 /** The service's PROJECTION_BATCH_SIZE and PROJECTION_CATCH_UP_BATCH_SIZE defaults: the run the targets are judged on. */
 const SERVICE_BATCH_SIZE = 1000;
@@ -269,9 +269,8 @@ export const runProjectionsBench = async (): Promise<void> => {
           log(`service reads failed: ${failure(error)}`);
         }
       }
-      for (const kind of ['fastify', 'node', 'static'] as const) {
+      for (const [kind, slot] of Object.entries(FLOOR_SLOTS) as [FloorKind, (typeof FLOOR_SLOTS)[FloorKind]][]) {
         stopIfInterrupted();
-        const slot = FLOOR_SLOTS[kind];
         if (!readFloor) reads[slot] = { skipped: 'BENCH_PROJ_READ_FLOOR=0' };
         else if (!existsSync(FLOOR_SERVER)) reads[slot] = { skipped: `${path.relative(process.cwd(), FLOOR_SERVER)} does not exist: build first (npm run build)` };
         else {
